@@ -1,0 +1,446 @@
+import { EventEmitter } from 'node:events';
+import type { Client } from './client.js';
+import { EncodedRow, RowBatch } from './encoded-row.js';
+import { Ring } from './ring.js';
+import { isBusyError, TableReader, type Row } from './table-reader.js';
+import { DatabaseWatcher } from './watcher.js';
+
+export interface BroadcasterOptions {
+  /** SQLite database file. */
+  path: string;
+  /** Table whose rows are streamed. */
+  table: string;
+  /** Column that orders rows; default: the table's INTEGER PRIMARY KEY. */
+  idColumn?: string;
+  /** SSE event name of row events; default none, so `onmessage` fires. */
+  event?: string;
+  /** Rows kept in memory for resuming clients. */
+  historyRows: number;
+  /** Bytes kept in memory for resuming clients. */
+  historyBytes: number;
+  /** Rows a client without a cursor gets first (from memory). */
+  recentRows: number;
+  /** One heartbeat timer for all clients. */
+  heartbeatMs: number;
+  /** A live client with more than this buffered is parked and caught up when it drains. */
+  clientBufferBytes: number;
+  /** A client that takes nothing for this long is closed. */
+  slowClientTimeoutMs: number;
+  /** Rows per database read. */
+  pageRows: number;
+}
+
+export type DatabaseState = 'ok' | 'missing' | 'error';
+
+type BroadcasterEvents = {
+  /** Something an operator should know: the database vanished, was replaced, a read failed. */
+  warning: [message: string];
+  /** A client was closed by the broadcaster. */
+  closed: [client: Client, reason: 'too-slow' | 'shutdown'];
+};
+
+/** The broadcaster's own state for one client. */
+interface Subscription {
+  /** The id of the last row written to the client. */
+  cursor: number;
+  /** When the client began to hold up a write (0: it is keeping up). */
+  stalledSince: number;
+}
+
+/** After a doorbell, look again after these delays: a commit can become visible a little after its file event. */
+const SETTLE_DELAYS_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+/** While another connection holds a lock, try again after 1, 2, 4 ... ms, at most this long apart. */
+const BUSY_RETRY_MAX_MS = 100;
+/** Bytes per write while a client catches up, so a resuming client never holds much more than this. */
+const CATCH_UP_CHUNK_BYTES = 256 * 1024;
+/** A page of rows read live is cut at this many bytes, so huge rows do not make huge pages. */
+const PAGE_BYTES = 1024 * 1024;
+
+/**
+ * One broadcaster per database: it watches the database's files, reads the rows after the highest id it has seen
+ * once, keeps recent rows in a ring, and writes the same frames to every client.
+ */
+export class Broadcaster extends EventEmitter<BroadcasterEvents> {
+  readonly options: Readonly<BroadcasterOptions>;
+  private reader: TableReader | undefined;
+  private readonly watcher: DatabaseWatcher;
+  private ring: Ring<EncodedRow>;
+  private lastIdRead = 0;
+  private readonly live = new Map<Client, Subscription>();
+  private readonly catchingUp = new Map<Client, Subscription>();
+  private state: 'new' | 'running' | 'closed' = 'new';
+  private databaseStatus: DatabaseState = 'ok';
+  private lastWarning = '';
+  private readQueued = false;
+  private settleStep = 0;
+  private settleTimer: NodeJS.Timeout | undefined;
+  private busyStep = 0;
+  private busyTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly readPassBound = () => this.readPass();
+
+  constructor(options: BroadcasterOptions) {
+    super();
+    this.options = Object.freeze({ ...options });
+    this.watcher = new DatabaseWatcher(options.path);
+    this.ring = new Ring(options.historyRows, options.historyBytes, 0);
+  }
+
+  /** Opens the database (throws SseError with a one-line message), fills the ring, starts watching. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('a broadcaster starts once');
+    this.reader = new TableReader(this.options);
+    this.lastIdRead = this.reader.maxId();
+    this.loadRing(this.reader);
+    this.watcher.on('doorbell', () => this.doorbell());
+    this.watcher.on('error', (error) => this.warn(`watching ${this.watcher.directory} failed: ${error.message}`));
+    await this.watcher.start();
+    this.state = 'running';
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
+    // Rows committed while the watch was being set up rang no doorbell.
+    this.doorbell();
+  }
+
+  /** The highest id read and sent. */
+  get lastId(): number {
+    return this.lastIdRead;
+  }
+
+  get clientCount(): number {
+    return this.live.size + this.catchingUp.size;
+  }
+
+  get tableInfo() {
+    return this.reader?.info;
+  }
+
+  /** Read-only figures for /healthz. */
+  stats() {
+    let journalMode: string | undefined;
+    try {
+      journalMode = this.reader?.journalMode();
+    } catch {
+      journalMode = undefined;
+    }
+    return {
+      clients: this.clientCount,
+      lastId: this.lastIdRead,
+      database: this.databaseStatus,
+      journalMode,
+      ringRows: this.ring.size,
+      ringBytes: this.ring.bytes,
+      ringOldestId: this.ring.oldestId ?? null,
+    };
+  }
+
+  /**
+   * Start streaming to `client`: every row after `cursor` exactly once and in id order, then live rows.
+   * Without a cursor, the newest `recentRows` rows in memory, then live rows.
+   */
+  attach(client: Client, cursor?: number): void {
+    if (this.state !== 'running') {
+      client.close('shutdown');
+      return;
+    }
+    const subscription: Subscription = { cursor: 0, stalledSince: 0 };
+    if (cursor === undefined) {
+      subscription.cursor = this.ring.cursorBeforeNewest(this.options.recentRows, this.lastIdRead);
+    } else if (cursor > this.lastIdRead) {
+      this.attachAhead(client, subscription, cursor);
+      return;
+    } else {
+      subscription.cursor = cursor;
+    }
+    this.catchingUp.set(client, subscription);
+    this.catchUp(client);
+  }
+
+  /** Forget a client whose stream ended. Safe to call more than once. */
+  detach(client: Client): void {
+    this.live.delete(client);
+    this.catchingUp.delete(client);
+  }
+
+  /**
+   * A cursor beyond the last id read: either this broadcaster has not read the newest commit yet (the table has
+   * that id), or the database was replaced by one with fewer rows; then the client is told to restart from
+   * the last id, so no row that comes next is skipped.
+   */
+  private attachAhead(client: Client, subscription: Subscription, cursor: number): void {
+    let tableMax: number | undefined;
+    try {
+      tableMax = this.reader?.maxId();
+    } catch {
+      tableMax = undefined;
+    }
+    if (tableMax !== undefined && tableMax >= cursor) {
+      // The rows up to `cursor` are on their way; publish() skips what this client already has.
+      subscription.cursor = cursor;
+    } else {
+      client.sendReset(this.lastIdRead, cursor);
+      subscription.cursor = this.lastIdRead;
+    }
+    this.live.set(client, subscription);
+  }
+
+  /**
+   * One step of bringing a client up to date, from the ring or, for an older cursor, from the database in
+   * bounded pages. Each step waits for the client to drain, so a slow reader holds at most one chunk.
+   * The last step and the move into the live set happen in one synchronous step: no gap, no duplicate.
+   */
+  private catchUp(client: Client): void {
+    const subscription = this.catchingUp.get(client);
+    if (!subscription || this.state !== 'running') return;
+    subscription.stalledSince = 0;
+    if (this.ring.covers(subscription.cursor)) {
+      const rows = this.ring.after(subscription.cursor, this.options.pageRows, CATCH_UP_CHUNK_BYTES);
+      if (rows.length > 0) {
+        client.send(new RowBatch(rows));
+        subscription.cursor = rows[rows.length - 1].id;
+      }
+      if (subscription.cursor >= this.lastIdRead) {
+        this.catchingUp.delete(client);
+        this.live.set(client, subscription);
+        return;
+      }
+    } else if (!this.catchUpFromDatabase(client, subscription)) {
+      return;
+    }
+    this.waitForDrain(client, subscription);
+  }
+
+  /** Sends the next page of rows between the client's cursor and the ring. False when it must retry later. */
+  private catchUpFromDatabase(client: Client, subscription: Subscription): boolean {
+    const upTo = this.ring.floor;
+    let rows: Row[];
+    try {
+      if (!this.reader) throw new Error('database not open');
+      rows = this.reader.rowsBetween(subscription.cursor, upTo, this.options.pageRows);
+    } catch (error) {
+      // Locked or vanished: try again shortly; the client keeps its place.
+      if (!isBusyError(error)) this.warn(`catching a client up failed: ${(error as Error).message}`);
+      setTimeout(() => this.catchUp(client), isBusyError(error) ? 5 : 250);
+      return false;
+    }
+    const encoded = this.encodeRows(rows, CATCH_UP_CHUNK_BYTES);
+    if (encoded.length > 0) client.send(new RowBatch(encoded));
+    const complete = rows.length < this.options.pageRows && encoded.length === rows.length;
+    subscription.cursor = complete ? upTo : encoded[encoded.length - 1].id;
+    return true;
+  }
+
+  private waitForDrain(client: Client, subscription: Subscription): void {
+    subscription.stalledSince = Date.now();
+    client.whenDrained(() => this.catchUp(client));
+  }
+
+  /** A file event: read soon. Events that arrive before the read are folded into it. */
+  private doorbell(): void {
+    if (this.state !== 'running') return;
+    this.settleStep = 0;
+    clearTimeout(this.settleTimer);
+    if (!this.readQueued) {
+      this.readQueued = true;
+      setImmediate(this.readPassBound);
+    }
+  }
+
+  /**
+   * Read the rows after the last id, one page per pass; a full page means more, read on the next turn of the
+   * event loop so clients and sockets are served in between. A pass that ends the backlog arms the settle timer.
+   */
+  private readPass(): void {
+    this.readQueued = false;
+    clearTimeout(this.settleTimer);
+    clearTimeout(this.busyTimer);
+    if (this.state !== 'running') return;
+    const reader = this.currentReader();
+    if (!reader) return;
+    let rows: Row[];
+    try {
+      rows = reader.rowsAfter(this.lastIdRead, this.options.pageRows);
+    } catch (error) {
+      this.readFailed(error);
+      return;
+    }
+    this.busyStep = 0;
+    this.setDatabaseStatus('ok');
+    const encoded = this.encodeRows(rows, PAGE_BYTES);
+    if (encoded.length > 0) this.publish(encoded);
+    if (rows.length === this.options.pageRows || encoded.length < rows.length) {
+      this.readQueued = true;
+      setImmediate(this.readPassBound);
+      return;
+    }
+    if (encoded.length > 0) this.settleStep = 0;
+    if (this.settleStep < SETTLE_DELAYS_MS.length) {
+      this.settleTimer = setTimeout(this.readPassBound, SETTLE_DELAYS_MS[this.settleStep++]);
+    }
+  }
+
+  private readFailed(error: unknown): void {
+    if (isBusyError(error)) {
+      // Never wait on a lock inside better-sqlite3: it would block every client. Ring again shortly.
+      this.busyTimer = setTimeout(this.readPassBound, Math.min(2 ** this.busyStep++, BUSY_RETRY_MAX_MS));
+      return;
+    }
+    this.setDatabaseStatus('error', `reading ${this.options.path} failed: ${(error as Error).message}; will reopen it at the next change`);
+    this.reader?.close();
+    this.reader = undefined;
+  }
+
+  /** The open reader, reopening the database when its file was replaced or came back. */
+  private currentReader(): TableReader | undefined {
+    if (this.reader) {
+      const file = this.reader.fileState();
+      if (file === 'same') return this.reader;
+      this.reader.close();
+      this.reader = undefined;
+      if (file === 'missing') {
+        this.setDatabaseStatus('missing', `database ${this.options.path} disappeared; streams stay open and resume when it is back`);
+        return undefined;
+      }
+    }
+    try {
+      this.reader = new TableReader(this.options);
+      const tableMax = this.reader.maxId();
+      this.setDatabaseStatus('ok');
+      if (tableMax < this.lastIdRead) this.restartFrom(this.reader, tableMax);
+      return this.reader;
+    } catch (error) {
+      this.reader?.close();
+      this.reader = undefined;
+      if (isBusyError(error)) {
+        this.busyTimer = setTimeout(this.readPassBound, BUSY_RETRY_MAX_MS);
+      } else {
+        this.setDatabaseStatus('error', `cannot open ${this.options.path}: ${(error as Error).message}; will retry at the next change`);
+      }
+      return undefined;
+    }
+  }
+
+  /**
+   * The database was replaced by one whose highest id is below what was served (a restored backup):
+   * every client whose cursor is ahead is told to restart from the new highest id, so rows that come next
+   * (which reuse ids it has seen) are not skipped.
+   */
+  private restartFrom(reader: TableReader, tableMax: number): void {
+    this.warn(`database ${this.options.path} was replaced: its highest id ${tableMax} is below the last id served ${this.lastIdRead}; clients continue from ${tableMax}`);
+    this.lastIdRead = tableMax;
+    this.loadRing(reader);
+    for (const map of [this.live, this.catchingUp]) {
+      for (const [client, subscription] of map) {
+        if (subscription.cursor > tableMax) {
+          client.sendReset(tableMax, subscription.cursor);
+          subscription.cursor = tableMax;
+        }
+      }
+    }
+  }
+
+  /** Fill the ring with the newest rows, newest first, until either bound is reached. */
+  private loadRing(reader: TableReader): void {
+    const { historyRows, historyBytes } = this.options;
+    const rows = reader.newestRows(historyRows);
+    const kept: EncodedRow[] = [];
+    let bytes = 0;
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const row = this.encode(rows[i]);
+      if (bytes + row.bytes > historyBytes) break;
+      bytes += row.bytes;
+      kept.push(row);
+    }
+    kept.reverse();
+    const wholeTable = kept.length === rows.length && rows.length < historyRows;
+    const floor = kept.length === 0 ? this.lastIdRead : wholeTable ? -Infinity : kept[0].id - 1;
+    this.ring = new Ring(historyRows, historyBytes, floor);
+    for (const row of kept) this.ring.push(row);
+  }
+
+  private encode(row: Row): EncodedRow {
+    return new EncodedRow(this.reader!.rowId(row), row, this.options.event);
+  }
+
+  /** Encode rows in order, stopping (after at least one) once `maxBytes` is passed. */
+  private encodeRows(rows: Row[], maxBytes: number): EncodedRow[] {
+    const out: EncodedRow[] = [];
+    let bytes = 0;
+    for (const row of rows) {
+      const encoded = this.encode(row);
+      out.push(encoded);
+      bytes += encoded.bytes;
+      if (bytes >= maxBytes) break;
+    }
+    return out;
+  }
+
+  /** Rows read once, serialized once, kept in the ring, and the same batch written to every live client. */
+  private publish(rows: EncodedRow[]): void {
+    for (const row of rows) this.ring.push(row);
+    const batch = new RowBatch(rows);
+    this.lastIdRead = batch.lastId;
+    const budget = this.options.clientBufferBytes;
+    for (const [client, subscription] of this.live) {
+      if (subscription.cursor >= batch.lastId) continue;
+      client.send(subscription.cursor >= batch.firstId ? batch.after(subscription.cursor) : batch);
+      subscription.cursor = batch.lastId;
+      if (client.bufferedBytes > budget) this.park(client, subscription);
+    }
+  }
+
+  /** A client over its budget leaves the live set and is caught up from the ring or the database once it drains. */
+  private park(client: Client, subscription: Subscription): void {
+    this.live.delete(client);
+    this.catchingUp.set(client, subscription);
+    this.waitForDrain(client, subscription);
+  }
+
+  /** One timer for every client: a heartbeat comment, and the end of clients that took nothing for too long. */
+  private heartbeat(): void {
+    const now = Date.now();
+    for (const client of this.live.keys()) client.sendHeartbeat();
+    for (const [client, subscription] of this.catchingUp) {
+      if (subscription.stalledSince && now - subscription.stalledSince > this.options.slowClientTimeoutMs) {
+        this.emit('closed', client, 'too-slow');
+        client.close('too-slow');
+        this.detach(client);
+      } else {
+        client.sendHeartbeat();
+      }
+    }
+  }
+
+  private setDatabaseStatus(status: DatabaseState, message?: string): void {
+    this.databaseStatus = status;
+    if (status === 'ok') this.lastWarning = '';
+    else if (message) this.warn(message);
+  }
+
+  /** Warn once per distinct message, so a failing database does not flood the log. */
+  private warn(message: string): void {
+    if (message === this.lastWarning) return;
+    this.lastWarning = message;
+    this.emit('warning', message);
+  }
+
+  /** Ends every stream, stops every timer and the watcher, closes the database. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    this.state = 'closed';
+    clearTimeout(this.settleTimer);
+    clearTimeout(this.busyTimer);
+    clearInterval(this.heartbeatTimer);
+    for (const map of [this.live, this.catchingUp]) {
+      for (const client of map.keys()) client.close('shutdown');
+      map.clear();
+    }
+    await this.watcher.close();
+    this.reader?.close();
+    this.reader = undefined;
+  }
+}

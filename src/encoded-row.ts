@@ -1,0 +1,55 @@
+import { rowToJson } from './row-json.js';
+import { encodeEvent } from './sse-frame.js';
+import type { Row } from './table-reader.js';
+
+/**
+ * A row serialized once, when it is read: its JSON and its SSE frame.
+ * The ring keeps it and every client is written the same Buffer.
+ */
+export class EncodedRow {
+  readonly id: number;
+  readonly json: string;
+  readonly sse: Buffer;
+  /** Lazily built frames of other transports (e.g. WebSocket), built once per row, not once per client. */
+  readonly extra: Map<string, Buffer> = new Map();
+
+  constructor(id: number, row: Row, eventName: string | undefined) {
+    this.id = id;
+    this.json = rowToJson(row);
+    this.sse = encodeEvent(String(id), eventName, this.json);
+  }
+
+  /** Approximate memory held: the frame plus the JSON text. */
+  get bytes(): number {
+    return this.sse.length + this.json.length;
+  }
+}
+
+/** Rows written together: one wake-up's worth for every live client, or one catch-up step for one client. */
+export class RowBatch {
+  readonly rows: readonly EncodedRow[];
+  private joinedSse: Buffer | undefined;
+
+  constructor(rows: readonly EncodedRow[]) {
+    this.rows = rows;
+  }
+
+  get firstId(): number {
+    return this.rows[0].id;
+  }
+
+  get lastId(): number {
+    return this.rows[this.rows.length - 1].id;
+  }
+
+  /** All SSE frames as one Buffer, joined once per batch, so each client costs one write. */
+  get sse(): Buffer {
+    this.joinedSse ??= this.rows.length === 1 ? this.rows[0].sse : Buffer.concat(this.rows.map((row) => row.sse));
+    return this.joinedSse;
+  }
+
+  /** The rows after `cursor`: for a client whose cursor lies inside this batch. */
+  after(cursor: number): RowBatch {
+    return new RowBatch(this.rows.filter((row) => row.id > cursor));
+  }
+}

@@ -1,0 +1,144 @@
+import { ErrorCodes, SseError } from './errors.js';
+import { assertFieldValue } from './sse-frame.js';
+
+/** Everything the server can be told, after defaults and validation. */
+export interface ServerOptions {
+  db: string;
+  table: string;
+  host: string;
+  port: number;
+  idColumn: string | undefined;
+  event: string | undefined;
+  historyRows: number;
+  historyBytes: number;
+  recentRows: number;
+  heartbeatMs: number;
+  retryMs: number;
+  clientBufferBytes: number;
+  slowClientTimeoutMs: number;
+  pageRows: number;
+  /** Create a missing database file or table with the demo schema. */
+  create: boolean;
+  publicDir: string | undefined;
+}
+
+type Kind = 'string' | 'count' | 'bytes' | 'seconds' | 'milliseconds' | 'flag';
+
+interface FlagSpec {
+  key: keyof ServerOptions;
+  kind: Kind;
+  value?: string;
+  help: string;
+  default: string;
+  min?: number;
+}
+
+/** The flags, in the order `--help` lists them. */
+export const FLAGS: Record<string, FlagSpec> = {
+  db: { key: 'db', kind: 'string', value: 'PATH', help: 'SQLite database to stream', default: './sse.db (created with the demo table if missing)' },
+  table: { key: 'table', kind: 'string', value: 'NAME', help: 'table whose rows are streamed', default: 'messages' },
+  port: { key: 'port', kind: 'count', value: 'N', help: 'TCP port (0: any free port)', default: '8000' },
+  host: { key: 'host', kind: 'string', value: 'H', help: 'address to listen on', default: '127.0.0.1' },
+  'id-column': { key: 'idColumn', kind: 'string', value: 'NAME', help: 'integer column whose values only grow', default: "the table's INTEGER PRIMARY KEY" },
+  event: { key: 'event', kind: 'string', value: 'NAME', help: 'SSE event name of each row', default: 'none, so onmessage fires' },
+  'history-rows': { key: 'historyRows', kind: 'count', value: 'N', help: 'rows kept in memory for resuming clients', default: '10000' },
+  'history-bytes': { key: 'historyBytes', kind: 'bytes', value: 'BYTES', help: 'memory for those rows (suffix k, m, g)', default: '16m' },
+  'recent-rows': { key: 'recentRows', kind: 'count', value: 'N', help: 'rows a client without a cursor gets first', default: '100' },
+  heartbeat: { key: 'heartbeatMs', kind: 'seconds', value: 'SECONDS', help: 'interval of heartbeat comments', default: '15', min: 0.01 },
+  retry: { key: 'retryMs', kind: 'milliseconds', value: 'MS', help: 'reconnect delay hinted to clients (retry:)', default: '2000' },
+  'client-buffer': { key: 'clientBufferBytes', kind: 'bytes', value: 'BYTES', help: 'bytes a client may lag before it is paused and caught up', default: '1m', min: 1 },
+  'slow-client-timeout': { key: 'slowClientTimeoutMs', kind: 'seconds', value: 'SECONDS', help: 'a client that takes nothing this long is closed', default: '30', min: 0.01 },
+  'page-rows': { key: 'pageRows', kind: 'count', value: 'N', help: 'rows per database read', default: '1000', min: 1 },
+  create: { key: 'create', kind: 'flag', help: 'create a missing database or table with the demo schema', default: 'off' },
+  public: { key: 'publicDir', kind: 'string', value: 'DIR', help: 'folder of the web page served at /', default: "the package's public/" },
+};
+
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+/** Parse one flag's text; throws SSE_ERR_BAD_OPTION naming the flag and what it expects. */
+function parseValue(flag: string, spec: FlagSpec, text: string): string | number | boolean {
+  const bad = (expected: string) => new SseError(ErrorCodes.BAD_OPTION, `--${flag} expects ${expected}, got ${JSON.stringify(text)}`);
+  const min = spec.min ?? 0;
+  switch (spec.kind) {
+    case 'string':
+      if (text === '') throw bad('a value');
+      return text;
+    case 'count':
+    case 'milliseconds': {
+      if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min) throw bad(`a whole number of at least ${min}`);
+      return Number(text);
+    }
+    case 'seconds': {
+      const seconds = Number(text);
+      if (!/^\d+(\.\d+)?$/.test(text) || seconds < min) throw bad(`a number of seconds of at least ${min}`);
+      return Math.round(seconds * 1000);
+    }
+    case 'bytes': {
+      const match = /^(\d+)\s*([a-z]*)$/i.exec(text);
+      const unit = match ? BYTE_UNITS[match[2].toLowerCase()] : undefined;
+      if (!match || unit === undefined || Number(match[1]) * unit < min) throw bad('a size in bytes, like 65536, 512k or 16m');
+      return Number(match[1]) * unit;
+    }
+    case 'flag':
+      return true;
+  }
+}
+
+/** Defaults under the flags given, validated and frozen. `flags` maps a flag name (without `--`) to its text. */
+export function resolveOptions(flags: Record<string, string | boolean | undefined>): Readonly<ServerOptions> {
+  const options: ServerOptions = {
+    db: './sse.db',
+    table: 'messages',
+    host: '127.0.0.1',
+    port: 8000,
+    idColumn: undefined,
+    event: undefined,
+    historyRows: 10000,
+    historyBytes: 16 * 1024 ** 2,
+    recentRows: 100,
+    heartbeatMs: 15000,
+    retryMs: 2000,
+    clientBufferBytes: 1024 ** 2,
+    slowClientTimeoutMs: 30000,
+    pageRows: 1000,
+    create: false,
+    publicDir: undefined,
+  };
+  for (const [flag, text] of Object.entries(flags)) {
+    if (text === undefined) continue;
+    const spec = FLAGS[flag];
+    if (!spec) throw new SseError(ErrorCodes.BAD_OPTION, `unknown option --${flag} (see --help)`);
+    const value = spec.kind === 'flag' ? Boolean(text) : parseValue(flag, spec, String(text));
+    (options as unknown as Record<string, unknown>)[spec.key] = value;
+  }
+  if (options.port > 65535) throw new SseError(ErrorCodes.BAD_OPTION, `--port expects a number from 0 to 65535, got ${options.port}`);
+  if (options.event !== undefined) {
+    try {
+      assertFieldValue('--event', options.event);
+    } catch {
+      throw new SseError(ErrorCodes.BAD_OPTION, '--event must not contain CR, LF or NUL');
+    }
+  }
+  return Object.freeze(options);
+}
+
+/** The `--help` text, built from the same table the parser uses. */
+export function helpText(): string {
+  const lines = [
+    'sqlite-sse: stream a SQLite table to browsers over Server-Sent Events',
+    '',
+    'Usage: npm start -- [options]        (or: node dist/src/cli.js [options])',
+    '',
+    'Options:',
+  ];
+  const rows = Object.entries(FLAGS).map(([flag, spec]) => [`  --${flag}${spec.value ? ' ' + spec.value : ''}`, `${spec.help} (default: ${spec.default})`]);
+  rows.push(['  --help', 'show this help'], ['  --version', 'show the version']);
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  for (const [left, right] of rows) lines.push(left.padEnd(width) + right);
+  lines.push(
+    '',
+    'Endpoints: GET /events (SSE; resume with Last-Event-ID or ?lastEventId=N), GET /healthz, GET / (demo page).',
+    'Without --db, ./sse.db is created with the demo table messages(id, message) when missing.',
+  );
+  return lines.join('\n');
+}

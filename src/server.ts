@@ -1,0 +1,119 @@
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Broadcaster } from './broadcaster.js';
+import { createDemoTable } from './demo-database.js';
+import { ErrorCodes, SseError } from './errors.js';
+import { HttpApp } from './http-app.js';
+import type { ServerOptions } from './options.js';
+import { StaticFiles } from './static-files.js';
+
+/** The public folder shipped with the package (dist/src/ -> public/). */
+export const DEFAULT_PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+/** A running server: one http.Server, one broadcaster. */
+export class SseServer {
+  readonly options: Readonly<ServerOptions>;
+  readonly broadcaster: Broadcaster;
+  private readonly http: Server;
+  private readonly sockets = new Set<Socket>();
+  private closing: Promise<void> | undefined;
+
+  private constructor(options: Readonly<ServerOptions>, broadcaster: Broadcaster, http: Server) {
+    this.options = options;
+    this.broadcaster = broadcaster;
+    this.http = http;
+    http.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+  }
+
+  /**
+   * Open the database, start the broadcaster, listen. Rejects with an SseError whose one-line message says what
+   * is wrong and what to do. `createDemo`: create `./sse.db` as the demo when it is missing (plain `npm start`).
+   */
+  static async start(options: Readonly<ServerOptions>, logger: Logger, createDemo = false): Promise<SseServer> {
+    if (options.create || (createDemo && !existsSync(options.db))) {
+      const created = createDemoTable(options.db, options.table);
+      if (created !== 'nothing') logger.info(`created ${created === 'database' ? 'database ' + options.db + ' with ' : ''}table ${options.table}(id, message)`);
+    }
+    const staticFiles = new StaticFiles(options.publicDir ?? DEFAULT_PUBLIC_DIR);
+    const broadcaster = new Broadcaster({ ...options, path: options.db });
+    broadcaster.on('warning', (message) => logger.warn(message));
+    await broadcaster.start();
+    const app = new HttpApp({
+      broadcaster,
+      staticFiles,
+      retryMs: options.retryMs,
+      onError: (error) => logger.warn(`request failed: ${error.message}`),
+    });
+    const http = createServer({ noDelay: true }, app.handle);
+    // A malformed request gets a plain 400 and its socket closed; nothing is logged with a stack.
+    http.on('clientError', (_error, socket: Socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+    const server = new SseServer(options, broadcaster, http);
+    try {
+      await listen(http, options.port, options.host);
+    } catch (error) {
+      await broadcaster.close();
+      throw error;
+    }
+    return server;
+  }
+
+  get port(): number {
+    return (this.http.address() as AddressInfo).port;
+  }
+
+  get url(): string {
+    const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
+    return `http://${host}:${this.port}`;
+  }
+
+  /** Stop accepting, end every stream cleanly, close the database. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    await this.broadcaster.close();
+    this.http.closeIdleConnections();
+    // Streams were ended; a peer that does not take its last bytes is not allowed to hold the exit.
+    const force = setTimeout(() => {
+      for (const socket of this.sockets) socket.destroy();
+    }, 500);
+    await closed;
+    clearTimeout(force);
+  }
+}
+
+function listen(http: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      http.off('listening', onListening);
+      if (error.code === 'EADDRINUSE') {
+        reject(new SseError(ErrorCodes.PORT_IN_USE, `port ${port} on ${host} is in use: stop the other server or pass --port N (0 picks a free port)`));
+      } else {
+        reject(new SseError(ErrorCodes.LISTEN_FAILED, `cannot listen on ${host}:${port}: ${error.message}`));
+      }
+    };
+    const onListening = () => {
+      http.off('error', onError);
+      resolve();
+    };
+    http.once('error', onError);
+    http.once('listening', onListening);
+    http.listen(port, host);
+  });
+}
