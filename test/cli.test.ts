@@ -1,0 +1,123 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { removeDirectory } from './helpers/cleanup.js';
+import { createMessagesDatabase, sqlite, tempDirectory } from './helpers/database.js';
+import { runCli, startServer } from './helpers/server-process.js';
+import { SseStream } from './helpers/sse-stream.js';
+import { waitFor } from './helpers/wait.js';
+
+let directory: string;
+
+test.before.each(() => {
+  directory = tempDirectory();
+});
+
+test.after.each(() => {
+  removeDirectory(directory);
+});
+
+/** One line on stderr, no stack trace, non-zero exit. */
+function assertOneLineError(result: { code: number | null; stderr: string }, pattern: RegExp): void {
+  assert.is.not(result.code, 0);
+  const lines = result.stderr.trim().split('\n');
+  assert.is(lines.length, 1, result.stderr);
+  assert.match(lines[0], pattern);
+  assert.not.match(result.stderr, /\n\s+at /);
+}
+
+test('--help lists every flag with its default and exits 0', async () => {
+  const result = await runCli(['--help']);
+  assert.is(result.code, 0);
+  for (const flag of ['--db PATH', '--table NAME', '--port N', '--host H', '--id-column', '--event', '--history-rows', '--history-bytes', '--heartbeat', '--retry', '--create']) {
+    assert.ok(result.stdout.includes(flag), flag);
+  }
+});
+
+test('plain start creates ./sse.db with the demo table and prints the listening line', async () => {
+  const server = await startServer([], { cwd: directory });
+  try {
+    assert.ok(existsSync(join(directory, 'sse.db')));
+    assert.match(server.output(), /listening on http:\/\/127\.0\.0\.1:\d+ \(db \.\/sse\.db, table messages, last id 0\)/);
+    assert.is(sqlite(join(directory, 'sse.db'), "SELECT sql FROM sqlite_master WHERE name='messages';").trim(), 'CREATE TABLE "messages" (id integer primary key autoincrement, message text)');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a missing database suggests --create, which creates it', async () => {
+  const path = join(directory, 'missing.db');
+  assertOneLineError(await runCli(['--db', path, '--port', '0']), /does not exist.*--create/);
+  assert.not.ok(existsSync(path), 'nothing was created without --create');
+  const server = await startServer(['--db', path, '--create']);
+  await server.stop();
+  assert.ok(existsSync(path));
+});
+
+test('a file that is not SQLite is named as such', async () => {
+  const path = join(directory, 'notes.txt');
+  writeFileSync(path, 'just some text, certainly not a database '.repeat(50));
+  assertOneLineError(await runCli(['--db', path, '--port', '0']), /is not a SQLite database/);
+});
+
+test('a missing table lists the tables that exist', async () => {
+  const path = createMessagesDatabase(directory);
+  sqlite(path, 'CREATE TABLE users(id INTEGER PRIMARY KEY);');
+  assertOneLineError(await runCli(['--db', path, '--table', 'nope', '--port', '0']), /table nope not found .*tables: messages, users/);
+});
+
+test('a table without an integer id column says how to name one', async () => {
+  const path = createMessagesDatabase(directory);
+  sqlite(path, 'CREATE TABLE notes(name TEXT PRIMARY KEY, body TEXT);');
+  assertOneLineError(await runCli(['--db', path, '--table', 'notes', '--port', '0']), /no INTEGER PRIMARY KEY.*--id-column/);
+  assertOneLineError(await runCli(['--db', path, '--table', 'notes', '--id-column', 'body', '--port', '0']), /--id-column body has type TEXT/);
+});
+
+test('a port in use is reported', async () => {
+  const path = createMessagesDatabase(directory);
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = String((blocker.address() as { port: number }).port);
+    assertOneLineError(await runCli(['--db', path, '--port', port]), new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use`));
+  } finally {
+    blocker.close();
+  }
+});
+
+test('bad flags are one line naming the flag', async () => {
+  assertOneLineError(await runCli(['--port', 'eighty']), /--port expects a whole number/);
+  assertOneLineError(await runCli(['--bogus']), /Unknown option '--bogus'.*--help/);
+});
+
+test('a table without AUTOINCREMENT starts with a warning about reused ids', async () => {
+  const path = join(directory, 'plain.db');
+  sqlite(path, 'CREATE TABLE events(id INTEGER PRIMARY KEY, body TEXT);');
+  const server = await startServer(['--db', path, '--table', 'events']);
+  try {
+    assert.match(server.output(), /warning: table events has no AUTOINCREMENT/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('SIGTERM ends every stream and exits 0 within two seconds', async () => {
+  const path = createMessagesDatabase(directory);
+  const server = await startServer(['--db', path]);
+  const streams = [1, 2, 3].map(() => new SseStream(server.url + '/events'));
+  try {
+    for (const stream of streams) await stream.waitForResponse();
+    await waitFor('3 clients', async () => (await (await fetch(server.url + '/healthz')).json()).clients === 3, 3000);
+    const started = Date.now();
+    assert.is(await server.stop('SIGTERM', 3000), 0);
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    await waitFor('every stream ended', () => streams.every((stream) => stream.ended), 2000);
+  } finally {
+    for (const stream of streams) stream.close();
+    await server.stop('SIGKILL');
+  }
+});
+
+test.run();
