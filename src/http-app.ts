@@ -38,7 +38,7 @@ export class HttpApp {
       this.route(request, response);
     } catch (error) {
       this.options.onError(error as Error);
-      if (!response.headersSent) sendText(response, 500, 'internal error');
+      if (!response.headersSent) sendText(request, response, 500, 'internal error');
       else response.destroy();
     }
   };
@@ -50,16 +50,16 @@ export class HttpApp {
     const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1));
     const staticFile = path === '/events' || path === '/healthz' ? undefined : this.options.staticFiles.lookup(path);
     if (path !== '/events' && path !== '/healthz' && !staticFile) {
-      sendText(response, 404, 'not found');
+      sendText(request, response, 404, 'not found');
       return;
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.setHeader('Allow', ALLOW);
-      sendText(response, 405, `method ${request.method} not allowed: use GET or HEAD`);
+      sendText(request, response, 405, `method ${request.method} not allowed: use GET or HEAD`);
       return;
     }
     if (path === '/events') this.events(request, response, query);
-    else if (path === '/healthz') this.health(response);
+    else if (path === '/healthz') this.health(request, response);
     else void this.file(request, response, staticFile!);
   }
 
@@ -70,7 +70,7 @@ export class HttpApp {
     } catch (error) {
       if (!(error instanceof SseError)) throw error;
       // Any non-200 status makes EventSource give up, which is right for a cursor that can never work.
-      sendText(response, 400, error.message);
+      sendText(request, response, 400, error.message);
       return;
     }
     const client = new SseClient(response);
@@ -88,11 +88,11 @@ export class HttpApp {
     broadcaster.attach(client, cursor);
   }
 
-  private health(response: ServerResponse): void {
+  private health(request: IncomingMessage, response: ServerResponse): void {
     const stats = this.options.broadcaster.stats();
     const body = JSON.stringify({ ok: stats.database === 'ok', ...stats, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) });
     response.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
-    response.end(body + '\n');
+    response.end(request.method === 'HEAD' ? undefined : body + '\n');
   }
 
   private async file(request: IncomingMessage, response: ServerResponse, file: { path: string; contentType: string }): Promise<void> {
@@ -100,7 +100,7 @@ export class HttpApp {
     try {
       body = await this.options.staticFiles.read(file);
     } catch {
-      sendText(response, 404, 'not found');
+      sendText(request, response, 404, 'not found');
       return;
     }
     response.writeHead(200, { 'Content-Type': file.contentType, 'Content-Length': body.length, 'Cache-Control': 'no-cache', ...PAGE_HEADERS });
@@ -111,8 +111,8 @@ export class HttpApp {
 function ignore(): void {}
 
 /** A one-line plain-text answer. */
-export function sendText(response: ServerResponse, status: number, text: string): void {
+export function sendText(request: IncomingMessage, response: ServerResponse, status: number, text: string): void {
   const body = text + '\n';
   response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'X-Content-Type-Options': 'nosniff' });
-  response.end(response.req?.method === 'HEAD' ? undefined : body);
+  response.end(request.method === 'HEAD' ? undefined : body);
 }

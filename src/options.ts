@@ -20,6 +20,9 @@ export interface ServerOptions {
   /** Create a missing database file or table with the demo schema. */
   create: boolean;
   publicDir: string | undefined;
+  /** PEM certificate and key: serve HTTP/2 over TLS, with HTTP/1.1 on the same port. */
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
 }
 
 type Kind = 'string' | 'count' | 'bytes' | 'seconds' | 'milliseconds' | 'flag';
@@ -50,6 +53,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'slow-client-timeout': { key: 'slowClientTimeoutMs', kind: 'seconds', value: 'SECONDS', help: 'a client that takes nothing this long is closed', default: '30', min: 0.01 },
   'page-rows': { key: 'pageRows', kind: 'count', value: 'N', help: 'rows per database read', default: '1000', min: 1 },
   create: { key: 'create', kind: 'flag', help: 'create a missing database or table with the demo schema', default: 'off' },
+  'tls-cert': { key: 'tlsCert', kind: 'string', value: 'PATH', help: 'PEM certificate: serve HTTPS with HTTP/2 (and HTTP/1.1)', default: 'none (plain HTTP/1.1)' },
+  'tls-key': { key: 'tlsKey', kind: 'string', value: 'PATH', help: 'PEM private key of --tls-cert', default: 'none' },
   public: { key: 'publicDir', kind: 'string', value: 'DIR', help: 'folder of the web page served at /', default: "the package's public/" },
 };
 
@@ -103,6 +108,8 @@ export function resolveOptions(flags: Record<string, string | boolean | undefine
     pageRows: 1000,
     create: false,
     publicDir: undefined,
+    tlsCert: undefined,
+    tlsKey: undefined,
   };
   for (const [flag, text] of Object.entries(flags)) {
     if (text === undefined) continue;
@@ -112,6 +119,9 @@ export function resolveOptions(flags: Record<string, string | boolean | undefine
     (options as unknown as Record<string, unknown>)[spec.key] = value;
   }
   if (options.port > 65535) throw new SseError(ErrorCodes.BAD_OPTION, `--port expects a number from 0 to 65535, got ${options.port}`);
+  if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
+    throw new SseError(ErrorCodes.BAD_OPTION, '--tls-cert and --tls-key go together: pass both, or neither for plain HTTP');
+  }
   if (options.event !== undefined) {
     try {
       assertFieldValue('--event', options.event);

@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Broadcaster } from './broadcaster.js';
@@ -21,17 +22,22 @@ export interface Logger {
 export class SseServer {
   readonly options: Readonly<ServerOptions>;
   readonly broadcaster: Broadcaster;
-  private readonly http: Server;
+  private readonly http: Server | Http2SecureServer;
   private readonly sockets = new Set<Socket>();
+  private readonly sessions = new Set<Http2Session>();
   private closing: Promise<void> | undefined;
 
-  private constructor(options: Readonly<ServerOptions>, broadcaster: Broadcaster, http: Server) {
+  private constructor(options: Readonly<ServerOptions>, broadcaster: Broadcaster, http: Server | Http2SecureServer) {
     this.options = options;
     this.broadcaster = broadcaster;
     this.http = http;
     http.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
+    });
+    http.on('session', (session: Http2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
     });
   }
 
@@ -48,26 +54,26 @@ export class SseServer {
     const broadcaster = new Broadcaster({ ...options, path: options.db });
     broadcaster.on('warning', (message) => logger.warn(message));
     await broadcaster.start();
-    const app = new HttpApp({
-      broadcaster,
-      staticFiles,
-      retryMs: options.retryMs,
-      onError: (error) => logger.warn(`request failed: ${error.message}`),
-    });
-    const http = createServer({ noDelay: true }, app.handle);
-    // A malformed request gets a plain 400 and its socket closed; nothing is logged with a stack.
-    http.on('clientError', (_error, socket: Socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
-    const server = new SseServer(options, broadcaster, http);
     try {
+      const app = new HttpApp({
+        broadcaster,
+        staticFiles,
+        retryMs: options.retryMs,
+        onError: (error) => logger.warn(`request failed: ${error.message}`),
+      });
+      const http = createHttpServer(options, app.handle as RequestListener);
+      // A malformed request gets a plain 400 and its socket closed; nothing is logged with a stack.
+      http.on('clientError', (_error: Error, socket: Socket) => {
+        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        else socket.destroy();
+      });
+      const server = new SseServer(options, broadcaster, http);
       await listen(http, options.port, options.host);
+      return server;
     } catch (error) {
       await broadcaster.close();
       throw error;
     }
-    return server;
   }
 
   get port(): number {
@@ -76,7 +82,7 @@ export class SseServer {
 
   get url(): string {
     const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
-    return `http://${host}:${this.port}`;
+    return `${this.options.tlsCert ? 'https' : 'http'}://${host}:${this.port}`;
   }
 
   /** Stop accepting, end every stream cleanly, close the database. Idempotent. */
@@ -88,7 +94,8 @@ export class SseServer {
   private async shutDown(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     await this.broadcaster.close();
-    this.http.closeIdleConnections();
+    if ('closeIdleConnections' in this.http) this.http.closeIdleConnections();
+    for (const session of this.sessions) session.close();
     // Streams were ended; a peer that does not take its last bytes is not allowed to hold the exit.
     const force = setTimeout(() => {
       for (const socket of this.sockets) socket.destroy();
@@ -98,7 +105,29 @@ export class SseServer {
   }
 }
 
-function listen(http: Server, port: number, host: string): Promise<void> {
+/**
+ * Plain HTTP/1.1, or with a certificate HTTP/2 over TLS with HTTP/1.1 on the same port (ALPN picks), so every tab of
+ * a browser shares one connection. The request handler is the same: http2's compatibility API mirrors http's.
+ */
+function createHttpServer(options: Readonly<ServerOptions>, handle: RequestListener<typeof IncomingMessage, typeof ServerResponse>): Server | Http2SecureServer {
+  if (!options.tlsCert || !options.tlsKey) return createServer({ noDelay: true }, handle);
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new SseError(ErrorCodes.BAD_OPTION, `cannot read --${flag} ${path}: ${(error as Error).message}`);
+    }
+  };
+  const cert = read('tls-cert', options.tlsCert);
+  const key = read('tls-key', options.tlsKey);
+  try {
+    return createSecureServer({ cert, key, allowHTTP1: true }, handle as never);
+  } catch (error) {
+    throw new SseError(ErrorCodes.BAD_OPTION, `--tls-cert/--tls-key are not a usable PEM certificate and key: ${(error as Error).message}`);
+  }
+}
+
+function listen(http: Server | Http2SecureServer, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       http.off('listening', onListening);

@@ -19,19 +19,28 @@ export function streamHeaders(request: IncomingMessage): Record<string, string> 
   return headers;
 }
 
+/** What backpressure is read from: the HTTP/1 response itself, or the HTTP/2 stream under a compat response. */
+interface Outgoing {
+  readonly writableLength: number;
+  readonly writableNeedDrain: boolean;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
 /** One SSE connection: writes the broadcaster's shared Buffers to an HTTP response, never awaiting it. */
 export class SseClient implements Client {
   private readonly response: ServerResponse;
+  private readonly outgoing: Outgoing;
   private ended = false;
   closeReason: CloseReason | undefined;
 
   constructor(response: ServerResponse) {
     this.response = response;
+    this.outgoing = (response as unknown as { stream?: Outgoing }).stream ?? response;
   }
 
   /** Sends the headers and the `retry:` line at once, so the client sees the stream is open before any row. */
   open(request: IncomingMessage, retryFrame: Buffer): void {
-    request.socket.setNoDelay(true);
+    if (request.httpVersionMajor === 1) request.socket.setNoDelay(true);
     this.response.writeHead(200, streamHeaders(request));
     this.response.write(retryFrame);
   }
@@ -51,11 +60,11 @@ export class SseClient implements Client {
   }
 
   get bufferedBytes(): number {
-    return this.response.writableLength;
+    return this.outgoing.writableLength;
   }
 
   whenDrained(callback: () => void): void {
-    if (this.response.writableNeedDrain) this.response.once('drain', callback);
+    if (this.outgoing.writableNeedDrain) this.outgoing.once('drain', callback);
     else setImmediate(callback);
   }
 
