@@ -385,13 +385,21 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       if (subscription.cursor >= batch.lastId) continue;
       client.send(subscription.cursor >= batch.firstId ? batch.after(subscription.cursor) : batch);
       subscription.cursor = batch.lastId;
-      if (client.bufferedBytes > budget) this.park(client, subscription);
+      if (client.bufferedBytes > budget) this.fellBehind(client, subscription);
     }
   }
 
-  /** A client over its budget leaves the live set and is caught up from the ring or the database once it drains. */
-  private park(client: Client, subscription: Subscription): void {
+  /**
+   * A client over its budget is either closed (it resumes with its cursor) or parked: it leaves the live set and is
+   * caught up from the ring or the database once it drains. Either way the server holds no more for it.
+   */
+  private fellBehind(client: Client, subscription: Subscription): void {
     this.live.delete(client);
+    if (client.lagPolicy === 'close') {
+      this.emit('closed', client, 'too-slow');
+      client.close('too-slow');
+      return;
+    }
     this.catchingUp.set(client, subscription);
     this.waitForDrain(client, subscription);
   }

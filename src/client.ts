@@ -8,6 +8,11 @@ export type CloseReason = 'client-left' | 'too-slow' | 'bad-cursor' | 'shutdown'
  * The broadcaster never knows the protocol: it hands every client the same batch and each writes its own frame.
  */
 export interface Client {
+  /**
+   * What happens when the client lags more than its budget: `park` (leave the live set, be caught up from the ring
+   * or the database once it drains) or `close` (it reconnects with its cursor and loses nothing).
+   */
+  readonly lagPolicy: 'park' | 'close';
   /** Write rows. Must not block or await; the broadcaster reads `bufferedBytes` afterwards. */
   send(batch: RowBatch): void;
   /** The client's cursor is ahead of the table (the database was replaced): it moves back to `lastId`. */

@@ -10,13 +10,24 @@ export class EncodedRow {
   readonly id: number;
   readonly json: string;
   readonly sse: Buffer;
-  /** Lazily built frames of other transports (e.g. WebSocket), built once per row, not once per client. */
-  readonly extra: Map<string, Buffer> = new Map();
+  /** Frames of other transports (WebSocket), built on first use: once per row, not once per client. */
+  private otherFrames: Map<string, Buffer> | undefined;
 
   constructor(id: number, row: Row, eventName: string | undefined) {
     this.id = id;
     this.json = rowToJson(row);
     this.sse = encodeEvent(String(id), eventName, this.json);
+  }
+
+  /** This row's frame for the transport `key`, built by `build` the first time any client needs it. */
+  frame(key: string, build: (row: EncodedRow) => Buffer): Buffer {
+    const frames = (this.otherFrames ??= new Map());
+    let frame = frames.get(key);
+    if (frame === undefined) {
+      frame = build(this);
+      frames.set(key, frame);
+    }
+    return frame;
   }
 
   /** Approximate memory held: the frame plus the JSON text. */
@@ -29,6 +40,7 @@ export class EncodedRow {
 export class RowBatch {
   readonly rows: readonly EncodedRow[];
   private joinedSse: Buffer | undefined;
+  private joinedOther: Map<string, Buffer> | undefined;
 
   constructor(rows: readonly EncodedRow[]) {
     this.rows = rows;
@@ -46,6 +58,17 @@ export class RowBatch {
   get sse(): Buffer {
     this.joinedSse ??= this.rows.length === 1 ? this.rows[0].sse : Buffer.concat(this.rows.map((row) => row.sse));
     return this.joinedSse;
+  }
+
+  /** All frames of the transport `key` as one Buffer, joined once per batch. */
+  joined(key: string, build: (row: EncodedRow) => Buffer): Buffer {
+    this.joinedOther ??= new Map();
+    let joined = this.joinedOther.get(key);
+    if (joined === undefined) {
+      joined = this.rows.length === 1 ? this.rows[0].frame(key, build) : Buffer.concat(this.rows.map((row) => row.frame(key, build)));
+      this.joinedOther.set(key, joined);
+    }
+    return joined;
   }
 
   /** The rows after `cursor`: for a client whose cursor lies inside this batch. */

@@ -9,6 +9,7 @@ import { ErrorCodes, SseError } from './errors.js';
 import { HttpApp } from './http-app.js';
 import type { ServerOptions } from './options.js';
 import { StaticFiles } from './static-files.js';
+import { WsEndpoint } from './ws-endpoint.js';
 
 /** The public folder shipped with the package (dist/src/ -> public/). */
 export const DEFAULT_PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
@@ -67,6 +68,7 @@ export class SseServer {
         if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         else socket.destroy();
       });
+      http.on('upgrade', new WsEndpoint(broadcaster).handleUpgrade);
       const server = new SseServer(options, broadcaster, http);
       await listen(http, options.port, options.host);
       return server;

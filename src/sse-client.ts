@@ -28,6 +28,7 @@ interface Outgoing {
 
 /** One SSE connection: writes the broadcaster's shared Buffers to an HTTP response, never awaiting it. */
 export class SseClient implements Client {
+  readonly lagPolicy = 'park';
   private readonly response: ServerResponse;
   private readonly outgoing: Outgoing;
   private ended = false;
