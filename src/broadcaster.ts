@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { Client } from './client.js';
 import { EncodedRow, RowBatch } from './encoded-row.js';
 import { Ring } from './ring.js';
@@ -37,7 +38,19 @@ type BroadcasterEvents = {
   warning: [message: string];
   /** A client was closed by the broadcaster. */
   closed: [client: Client, reason: 'too-slow' | 'shutdown'];
+  /** New rows are in memory, `seconds` after the doorbell that announced them. */
+  read: [seconds: number, rows: number];
+  /** One batch was written to every live client in `seconds`. */
+  fanout: [seconds: number, clients: number];
 };
+
+/** Plain counters, cheap to bump on hot paths; /metrics reads them when scraped. */
+export interface BroadcasterCounters {
+  rowsRead: number;
+  replaysFromMemory: number;
+  replaysFromDatabase: number;
+  rowsFromDatabase: number;
+}
 
 /** The broadcaster's own state for one client. */
 interface Subscription {
@@ -79,6 +92,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly readPassBound = () => this.readPass();
+  /** When the doorbell rang that the next rows answer (0: none pending). */
+  private rangAt = 0;
+  readonly counters: BroadcasterCounters = { rowsRead: 0, replaysFromMemory: 0, replaysFromDatabase: 0, rowsFromDatabase: 0 };
 
   constructor(options: BroadcasterOptions) {
     super();
@@ -151,6 +167,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       return;
     } else {
       subscription.cursor = cursor;
+      if (this.ring.covers(cursor)) this.counters.replaysFromMemory++;
+      else this.counters.replaysFromDatabase++;
     }
     this.catchingUp.set(client, subscription);
     this.catchUp(client);
@@ -224,6 +242,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       return false;
     }
     const encoded = this.encodeRows(rows, CATCH_UP_CHUNK_BYTES);
+    this.counters.rowsFromDatabase += encoded.length;
     if (encoded.length > 0) client.send(new RowBatch(encoded));
     const complete = rows.length < this.options.pageRows && encoded.length === rows.length;
     subscription.cursor = complete ? upTo : encoded[encoded.length - 1].id;
@@ -238,6 +257,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   /** A file event: read soon. Events that arrive before the read are folded into it. */
   private doorbell(): void {
     if (this.state !== 'running') return;
+    if (this.rangAt === 0) this.rangAt = performance.now();
     this.settleStep = 0;
     clearTimeout(this.settleTimer);
     if (!this.readQueued) {
@@ -267,7 +287,12 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.busyStep = 0;
     this.setDatabaseStatus('ok');
     const encoded = this.encodeRows(rows, PAGE_BYTES);
-    if (encoded.length > 0) this.publish(encoded);
+    if (encoded.length > 0) {
+      this.counters.rowsRead += encoded.length;
+      if (this.rangAt !== 0) this.emit('read', (performance.now() - this.rangAt) / 1000, encoded.length);
+      this.rangAt = 0;
+      this.publish(encoded);
+    }
     if (rows.length === this.options.pageRows || encoded.length < rows.length) {
       this.readQueued = true;
       setImmediate(this.readPassBound);
@@ -276,6 +301,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     if (encoded.length > 0) this.settleStep = 0;
     if (this.settleStep < SETTLE_DELAYS_MS.length) {
       this.settleTimer = setTimeout(this.readPassBound, SETTLE_DELAYS_MS[this.settleStep++]);
+    } else {
+      this.rangAt = 0;
     }
   }
 
@@ -381,12 +408,14 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     const batch = new RowBatch(rows);
     this.lastIdRead = batch.lastId;
     const budget = this.options.clientBufferBytes;
+    const started = performance.now();
     for (const [client, subscription] of this.live) {
       if (subscription.cursor >= batch.lastId) continue;
       client.send(subscription.cursor >= batch.firstId ? batch.after(subscription.cursor) : batch);
       subscription.cursor = batch.lastId;
       if (client.bufferedBytes > budget) this.fellBehind(client, subscription);
     }
+    this.emit('fanout', (performance.now() - started) / 1000, this.live.size);
   }
 
   /**

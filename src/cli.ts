@@ -2,13 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SseError } from './errors.js';
+import { createLogger } from './logger.js';
 import { FLAGS, helpText, resolveOptions } from './options.js';
 import { SseServer } from './server.js';
-
-const logger = {
-  info: (message: string) => console.log(message),
-  warn: (message: string) => console.error(`warning: ${message}`),
-};
 
 function fail(message: string): never {
   console.error(`error: ${message}`);
@@ -40,6 +36,7 @@ async function main(): Promise<void> {
   }
   const { help: _help, version: _version, ...rest } = flags;
   const options = resolveOptions(rest as Record<string, string | boolean | undefined>);
+  const logger = createLogger(options.logLevel, options.logFormat);
   // Plain `npm start` is the demo: it may create ./sse.db. An explicit --db must exist unless --create says so.
   const server = await SseServer.start(options, logger, flags.db === undefined);
   const info = server.broadcaster.tableInfo!;

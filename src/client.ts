@@ -3,6 +3,12 @@ import type { RowBatch } from './encoded-row.js';
 /** Why a client's stream ended: logged, counted, and for WebSocket sent as the close reason. */
 export type CloseReason = 'client-left' | 'too-slow' | 'bad-cursor' | 'shutdown';
 
+/** What one transport wrote, summed over its clients; read by /metrics. */
+export interface TransportCounters {
+  frames: number;
+  bytes: number;
+}
+
 /**
  * The seam between the broadcaster and a transport (SSE, WebSocket).
  * The broadcaster never knows the protocol: it hands every client the same batch and each writes its own frame.

@@ -1,13 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Broadcaster } from './broadcaster.js';
+import type { Connections } from './connections.js';
 import { requestCursor } from './cursor.js';
 import { SseError } from './errors.js';
+import type { Metrics } from './metrics.js';
 import { SseClient } from './sse-client.js';
 import { encodeRetry } from './sse-frame.js';
-import type { StaticFiles } from './static-files.js';
+import type { StaticFile, StaticFiles } from './static-files.js';
 
 export interface HttpAppOptions {
   broadcaster: Broadcaster;
+  connections: Connections;
+  metrics: Metrics;
+  /** Serve `/metrics`. */
+  metricsEnabled: boolean;
   staticFiles: StaticFiles;
   retryMs: number;
   /** Called for an unexpected error, which the client only sees as a 500. */
@@ -22,7 +28,24 @@ const PAGE_HEADERS = {
   'Referrer-Policy': 'no-referrer',
 };
 
-/** Routes every request: `/events`, `/healthz`, the public folder; 404 and 405 otherwise. */
+type Route = { kind: 'events' } | { kind: 'healthz' } | { kind: 'metrics' } | { kind: 'file'; file: StaticFile };
+
+/** The address a stream is counted against for the per-address limit. */
+export function clientAddress(request: IncomingMessage): string {
+  return request.socket?.remoteAddress ?? 'unknown';
+}
+
+/** Splits a request target into its path and query, without normalising the path. */
+export function splitTarget(url: string | undefined): { path: string; query: URLSearchParams } {
+  const target = url ?? '/';
+  const queryAt = target.indexOf('?');
+  return {
+    path: queryAt === -1 ? target : target.slice(0, queryAt),
+    query: new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1)),
+  };
+}
+
+/** Routes every request: `/events`, `/healthz`, `/metrics`, the public folder; 404 and 405 otherwise. */
 export class HttpApp {
   private readonly options: HttpAppOptions;
   private readonly retryFrame: Buffer;
@@ -43,13 +66,18 @@ export class HttpApp {
     }
   };
 
+  private find(path: string): Route | undefined {
+    if (path === '/events') return { kind: 'events' };
+    if (path === '/healthz') return { kind: 'healthz' };
+    if (path === '/metrics' && this.options.metricsEnabled) return { kind: 'metrics' };
+    const file = this.options.staticFiles.lookup(path);
+    return file ? { kind: 'file', file } : undefined;
+  }
+
   private route(request: IncomingMessage, response: ServerResponse): void {
-    const url = request.url ?? '/';
-    const queryAt = url.indexOf('?');
-    const path = queryAt === -1 ? url : url.slice(0, queryAt);
-    const query = new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1));
-    const staticFile = path === '/events' || path === '/healthz' ? undefined : this.options.staticFiles.lookup(path);
-    if (path !== '/events' && path !== '/healthz' && !staticFile) {
+    const { path, query } = splitTarget(request.url);
+    const route = this.find(path);
+    if (!route) {
       sendText(request, response, 404, 'not found');
       return;
     }
@@ -58,32 +86,49 @@ export class HttpApp {
       sendText(request, response, 405, `method ${request.method} not allowed: use GET or HEAD`);
       return;
     }
-    if (path === '/events') this.events(request, response, query);
-    else if (path === '/healthz') this.health(request, response);
-    else void this.file(request, response, staticFile!);
+    switch (route.kind) {
+      case 'events':
+        return this.events(request, response, query);
+      case 'healthz':
+        return this.health(request, response);
+      case 'metrics':
+        return void this.metrics(request, response);
+      case 'file':
+        return void this.file(request, response, route.file);
+    }
   }
 
   private events(request: IncomingMessage, response: ServerResponse, query: URLSearchParams): void {
+    const { broadcaster, connections, metrics } = this.options;
+    const ip = clientAddress(request);
     let cursor: number | undefined;
     try {
       cursor = requestCursor(request.headers['last-event-id'], query);
     } catch (error) {
       if (!(error instanceof SseError)) throw error;
+      connections.refused('sse', ip, 'bad-cursor');
       // Any non-200 status makes EventSource give up, which is right for a cursor that can never work.
       sendText(request, response, 400, error.message);
       return;
     }
-    const client = new SseClient(response);
+    const refusal = connections.admit('sse', ip);
+    if (refusal) {
+      response.setHeader('Retry-After', String(refusal.retryAfterSeconds));
+      sendText(request, response, refusal.status, refusal.message);
+      return;
+    }
+    const client = new SseClient(response, metrics.transports.sse);
     client.open(request, this.retryFrame);
     if (request.method === 'HEAD') {
       response.end();
       return;
     }
-    const broadcaster = this.options.broadcaster;
+    const connection = connections.opened('sse', ip, cursor);
     response.on('error', ignore);
     response.on('close', () => {
       client.markGone();
       broadcaster.detach(client);
+      connections.closed(connection, client.closeReason ?? 'client-left');
     });
     broadcaster.attach(client, cursor);
   }
@@ -95,7 +140,13 @@ export class HttpApp {
     response.end(request.method === 'HEAD' ? undefined : body + '\n');
   }
 
-  private async file(request: IncomingMessage, response: ServerResponse, file: { path: string; contentType: string }): Promise<void> {
+  private async metrics(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const { contentType, body } = await this.options.metrics.render();
+    response.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
+    response.end(request.method === 'HEAD' ? undefined : body);
+  }
+
+  private async file(request: IncomingMessage, response: ServerResponse, file: StaticFile): Promise<void> {
     let body: Buffer;
     try {
       body = await this.options.staticFiles.read(file);

@@ -1,4 +1,5 @@
 import { ErrorCodes, SseError } from './errors.js';
+import type { LogFormat, LogLevel } from './logger.js';
 import { assertFieldValue } from './sse-frame.js';
 
 /** Everything the server can be told, after defaults and validation. */
@@ -23,9 +24,17 @@ export interface ServerOptions {
   /** PEM certificate and key: serve HTTP/2 over TLS, with HTTP/1.1 on the same port. */
   tlsCert: string | undefined;
   tlsKey: string | undefined;
+  /** Serve Prometheus metrics at /metrics. */
+  metrics: boolean;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  /** Streams held at once (0: no limit); past it, 503 with Retry-After. */
+  maxClients: number;
+  /** Streams one address may hold (0: no limit); past it, 429 with Retry-After. */
+  maxClientsPerIp: number;
 }
 
-type Kind = 'string' | 'count' | 'bytes' | 'seconds' | 'milliseconds' | 'flag';
+type Kind = 'string' | 'count' | 'bytes' | 'seconds' | 'milliseconds' | 'flag' | 'choice';
 
 interface FlagSpec {
   key: keyof ServerOptions;
@@ -34,6 +43,7 @@ interface FlagSpec {
   help: string;
   default: string;
   min?: number;
+  choices?: readonly string[];
 }
 
 /** The flags, in the order `--help` lists them. */
@@ -55,6 +65,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   create: { key: 'create', kind: 'flag', help: 'create a missing database or table with the demo schema', default: 'off' },
   'tls-cert': { key: 'tlsCert', kind: 'string', value: 'PATH', help: 'PEM certificate: serve HTTPS with HTTP/2 (and HTTP/1.1)', default: 'none (plain HTTP/1.1)' },
   'tls-key': { key: 'tlsKey', kind: 'string', value: 'PATH', help: 'PEM private key of --tls-cert', default: 'none' },
+  'max-clients': { key: 'maxClients', kind: 'count', value: 'N', help: 'streams held at once, then 503 (0: no limit)', default: '20000' },
+  'max-clients-per-ip': { key: 'maxClientsPerIp', kind: 'count', value: 'N', help: 'streams one address may hold, then 429 (0: no limit)', default: '0 (no limit)' },
+  metrics: { key: 'metrics', kind: 'flag', help: 'serve Prometheus metrics at GET /metrics', default: 'off' },
+  'log-level': { key: 'logLevel', kind: 'choice', value: 'LEVEL', help: 'debug (a line per connection), info, warn or error', default: 'info', choices: ['debug', 'info', 'warn', 'error'] },
+  'log-format': { key: 'logFormat', kind: 'choice', value: 'FORMAT', help: 'text for people, json for machines', default: 'text', choices: ['text', 'json'] },
   public: { key: 'publicDir', kind: 'string', value: 'DIR', help: 'folder of the web page served at /', default: "the package's public/" },
 };
 
@@ -86,6 +101,9 @@ function parseValue(flag: string, spec: FlagSpec, text: string): string | number
     }
     case 'flag':
       return true;
+    case 'choice':
+      if (!spec.choices!.includes(text)) throw bad(`one of ${spec.choices!.join(', ')}`);
+      return text;
   }
 }
 
@@ -110,6 +128,11 @@ export function resolveOptions(flags: Record<string, string | boolean | undefine
     publicDir: undefined,
     tlsCert: undefined,
     tlsKey: undefined,
+    metrics: false,
+    logLevel: 'info',
+    logFormat: 'text',
+    maxClients: 20000,
+    maxClientsPerIp: 0,
   };
   for (const [flag, text] of Object.entries(flags)) {
     if (text === undefined) continue;

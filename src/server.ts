@@ -4,20 +4,18 @@ import { createSecureServer, type Http2SecureServer, type Http2Session } from 'n
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Broadcaster } from './broadcaster.js';
+import { Connections } from './connections.js';
 import { createDemoTable } from './demo-database.js';
 import { ErrorCodes, SseError } from './errors.js';
 import { HttpApp } from './http-app.js';
+import type { Logger } from './logger.js';
+import { Metrics } from './metrics.js';
 import type { ServerOptions } from './options.js';
 import { StaticFiles } from './static-files.js';
 import { WsEndpoint } from './ws-endpoint.js';
 
 /** The public folder shipped with the package (dist/src/ -> public/). */
 export const DEFAULT_PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
-
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-}
 
 /** A running server: one http.Server, one broadcaster. */
 export class SseServer {
@@ -56,8 +54,13 @@ export class SseServer {
     broadcaster.on('warning', (message) => logger.warn(message));
     await broadcaster.start();
     try {
+      const metrics = new Metrics(broadcaster, options.metrics);
+      const connections = new Connections(options, metrics, logger);
       const app = new HttpApp({
         broadcaster,
+        connections,
+        metrics,
+        metricsEnabled: options.metrics,
         staticFiles,
         retryMs: options.retryMs,
         onError: (error) => logger.warn(`request failed: ${error.message}`),
@@ -68,7 +71,7 @@ export class SseServer {
         if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         else socket.destroy();
       });
-      http.on('upgrade', new WsEndpoint(broadcaster).handleUpgrade);
+      http.on('upgrade', new WsEndpoint({ broadcaster, connections, metrics }).handleUpgrade);
       const server = new SseServer(options, broadcaster, http);
       await listen(http, options.port, options.host);
       return server;
@@ -112,7 +115,10 @@ export class SseServer {
  * a browser shares one connection. The request handler is the same: http2's compatibility API mirrors http's.
  */
 function createHttpServer(options: Readonly<ServerOptions>, handle: RequestListener<typeof IncomingMessage, typeof ServerResponse>): Server | Http2SecureServer {
-  if (!options.tlsCert || !options.tlsKey) return createServer({ noDelay: true }, handle);
+  // Slow-loris defence: a client gets 10 s to send its headers; checked every second.
+  if (!options.tlsCert || !options.tlsKey) {
+    return createServer({ noDelay: true, headersTimeout: 10000, requestTimeout: 30000, connectionsCheckingInterval: 1000 }, handle);
+  }
   const read = (flag: string, path: string) => {
     try {
       return readFileSync(path);

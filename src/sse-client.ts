@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Client, CloseReason } from './client.js';
+import type { Client, CloseReason, TransportCounters } from './client.js';
 import type { RowBatch } from './encoded-row.js';
 import { encodeComment, encodeEvent } from './sse-frame.js';
 
@@ -31,11 +31,13 @@ export class SseClient implements Client {
   readonly lagPolicy = 'park';
   private readonly response: ServerResponse;
   private readonly outgoing: Outgoing;
+  private readonly counters: TransportCounters;
   private ended = false;
   closeReason: CloseReason | undefined;
 
-  constructor(response: ServerResponse) {
+  constructor(response: ServerResponse, counters: TransportCounters) {
     this.response = response;
+    this.counters = counters;
     this.outgoing = (response as unknown as { stream?: Outgoing }).stream ?? response;
   }
 
@@ -47,7 +49,11 @@ export class SseClient implements Client {
   }
 
   send(batch: RowBatch): void {
-    if (!this.ended) this.response.write(batch.sse);
+    if (this.ended) return;
+    const frames = batch.sse;
+    this.response.write(frames);
+    this.counters.frames += batch.rows.length;
+    this.counters.bytes += frames.length;
   }
 
   sendReset(lastId: number, requested: number): void {

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
 import type { WebSocket } from 'ws';
-import type { Client, CloseReason } from './client.js';
+import type { Client, CloseReason, TransportCounters } from './client.js';
 import type { EncodedRow, RowBatch } from './encoded-row.js';
 
 /** WebSocket close codes sqlite-sse uses (listed in the README). */
@@ -59,8 +59,10 @@ export class WsClient implements Client {
   closeReason: CloseReason | undefined;
   private readonly ws: TaggedSocket;
   private readonly socket: Socket;
+  private readonly counters: TransportCounters;
 
-  constructor(ws: WebSocket, socket: Socket) {
+  constructor(ws: WebSocket, socket: Socket, counters: TransportCounters) {
+    this.counters = counters;
     this.ws = ws as TaggedSocket;
     this.ws[kClient] = this;
     this.socket = socket;
@@ -73,7 +75,11 @@ export class WsClient implements Client {
   }
 
   send(batch: RowBatch): void {
-    if (this.open) this.socket.write(batch.joined(FRAME_KEY, rowFrame));
+    if (!this.open) return;
+    const frames = batch.joined(FRAME_KEY, rowFrame);
+    this.socket.write(frames);
+    this.counters.frames += batch.rows.length;
+    this.counters.bytes += frames.length;
   }
 
   sendReset(lastId: number, requested: number): void {

@@ -1,9 +1,13 @@
 import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Broadcaster } from './broadcaster.js';
+import type { Connections } from './connections.js';
 import { requestCursor } from './cursor.js';
 import { SseError } from './errors.js';
+import { clientAddress, splitTarget } from './http-app.js';
+import type { Metrics } from './metrics.js';
 import { WsClient, WsCloseCodes } from './ws-client.js';
 
 /** A close reason may hold at most 123 bytes. */
@@ -13,7 +17,21 @@ function closeText(message: string): string {
   return text;
 }
 
+/** Answer an upgrade request with a plain HTTP status and close the socket. */
+function refuse(socket: Socket, status: number, message: string, headers: Record<string, string> = {}): void {
+  const body = message + '\n';
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, 'Connection: close', 'Content-Type: text/plain; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+  socket.end(lines.join('\r\n') + '\r\n\r\n' + body);
+}
+
 function ignore(): void {}
+
+export interface WsEndpointOptions {
+  broadcaster: Broadcaster;
+  connections: Connections;
+  metrics: Metrics;
+}
 
 /**
  * `GET /ws`: the same stream over WebSocket, upgraded on the one HTTP server (ws in `noServer` mode).
@@ -21,29 +39,35 @@ function ignore(): void {}
  */
 export class WsEndpoint {
   private readonly server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096, clientTracking: false });
-  private readonly broadcaster: Broadcaster;
+  private readonly options: WsEndpointOptions;
 
-  constructor(broadcaster: Broadcaster) {
-    this.broadcaster = broadcaster;
+  constructor(options: WsEndpointOptions) {
+    this.options = options;
   }
 
   /** Takes an `upgrade` request for `/ws`; answers anything else with 404 and closes it. */
   readonly handleUpgrade = (request: IncomingMessage, socket: Socket, head: Buffer): void => {
     socket.on('error', ignore);
-    const url = request.url ?? '/';
-    const queryAt = url.indexOf('?');
-    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    const { path, query } = splitTarget(request.url);
     if (path !== '/ws' || request.method !== 'GET') {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuse(socket, 404, 'not found');
       return;
     }
+    const { broadcaster, connections, metrics } = this.options;
+    const ip = clientAddress(request);
     let cursor: number | undefined;
     let badCursor: string | undefined;
     try {
-      cursor = requestCursor(request.headers['last-event-id'], new URLSearchParams(queryAt === -1 ? '' : url.slice(queryAt + 1)));
+      cursor = requestCursor(request.headers['last-event-id'], query);
     } catch (error) {
       if (!(error instanceof SseError)) throw error;
       badCursor = error.message;
+      connections.refused('ws', ip, 'bad-cursor');
+    }
+    const refusal = badCursor === undefined ? connections.admit('ws', ip) : undefined;
+    if (refusal) {
+      refuse(socket, refusal.status, refusal.message, { 'Retry-After': String(refusal.retryAfterSeconds) });
+      return;
     }
     this.server.handleUpgrade(request, socket, head, (ws: WebSocket) => {
       ws.on('error', ignore);
@@ -51,13 +75,14 @@ export class WsEndpoint {
         ws.close(WsCloseCodes.BAD_CURSOR, closeText(badCursor));
         return;
       }
-      const client = new WsClient(ws, socket);
-      const broadcaster = this.broadcaster;
+      const client = new WsClient(ws, socket, metrics.transports.ws);
+      const connection = connections.opened('ws', ip, cursor);
       // Messages from clients are not part of the protocol; they are read and dropped.
       ws.on('message', ignore);
       ws.once('close', () => {
         client.markGone();
         broadcaster.detach(client);
+        connections.closed(connection, client.closeReason ?? 'client-left');
       });
       broadcaster.attach(client, cursor);
     });
