@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Client } from './client.js';
 import { EncodedRow, RowBatch } from './encoded-row.js';
 import { Ring } from './ring.js';
-import { isBusyError, TableReader, type Row } from './table-reader.js';
+import { isBusyError, TableReader, type Row, type TableInfo } from './table-reader.js';
 import { DatabaseWatcher } from './watcher.js';
 
 export interface BroadcasterOptions {
@@ -29,6 +29,8 @@ export interface BroadcasterOptions {
   slowClientTimeoutMs: number;
   /** Rows per database read. */
   pageRows: number;
+  /** Rows one connection may be served from the database before its stream is ended (it resumes); 0: no limit. */
+  maxCatchUpRows: number;
 }
 
 export type DatabaseState = 'ok' | 'missing' | 'error';
@@ -37,7 +39,7 @@ type BroadcasterEvents = {
   /** Something an operator should know: the database vanished, was replaced, a read failed. */
   warning: [message: string];
   /** A client was closed by the broadcaster. */
-  closed: [client: Client, reason: 'too-slow' | 'shutdown'];
+  closed: [client: Client, reason: 'too-slow' | 'catch-up-limit' | 'shutdown'];
   /** New rows are in memory, `seconds` after the doorbell that announced them. */
   read: [seconds: number, rows: number];
   /** One batch was written to every live client in `seconds`. */
@@ -58,6 +60,8 @@ interface Subscription {
   cursor: number;
   /** When the client began to hold up a write (0: it is keeping up). */
   stalledSince: number;
+  /** Rows this connection was served from the database. */
+  rowsFromDatabase: number;
 }
 
 /** After a doorbell, look again after these delays: a commit can become visible a little after its file event. */
@@ -75,7 +79,12 @@ const PAGE_BYTES = 1024 * 1024;
  */
 export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly options: Readonly<BroadcasterOptions>;
+  /** Open while rows flow; closed after about a second without commits (see releaseIfIdle). */
   private reader: TableReader | undefined;
+  private info: TableInfo | undefined;
+  private journalMode: string | undefined;
+  /** No read is queued or settling: the connection may be closed. */
+  private idle = true;
   private readonly watcher: DatabaseWatcher;
   private ring: Ring<EncodedRow>;
   private lastIdRead = 0;
@@ -106,7 +115,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   /** Opens the database (throws SseError with a one-line message), fills the ring, starts watching. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('a broadcaster starts once');
-    this.reader = new TableReader(this.options);
+    this.reader = this.openReader();
     this.lastIdRead = this.reader.maxId();
     this.loadRing(this.reader);
     this.watcher.on('doorbell', () => this.doorbell());
@@ -127,18 +136,13 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     return this.live.size + this.catchingUp.size;
   }
 
-  get tableInfo() {
-    return this.reader?.info;
+  get tableInfo(): TableInfo | undefined {
+    return this.info;
   }
 
   /** Read-only figures for /healthz. */
   stats() {
-    let journalMode: string | undefined;
-    try {
-      journalMode = this.reader?.journalMode();
-    } catch {
-      journalMode = undefined;
-    }
+    const journalMode = this.journalMode;
     return {
       clients: this.clientCount,
       lastId: this.lastIdRead,
@@ -159,7 +163,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       client.close('shutdown');
       return;
     }
-    const subscription: Subscription = { cursor: 0, stalledSince: 0 };
+    const subscription: Subscription = { cursor: 0, stalledSince: 0, rowsFromDatabase: 0 };
     if (cursor === undefined) {
       subscription.cursor = this.ring.cursorBeforeNewest(this.options.recentRows, this.lastIdRead);
     } else if (cursor > this.lastIdRead) {
@@ -188,10 +192,11 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   private attachAhead(client: Client, subscription: Subscription, cursor: number): void {
     let tableMax: number | undefined;
     try {
-      tableMax = this.reader?.maxId();
+      tableMax = this.currentReader()?.maxId();
     } catch {
       tableMax = undefined;
     }
+    this.releaseIfIdle();
     if (tableMax !== undefined && tableMax >= cursor) {
       // The rows up to `cursor` are on their way; publish() skips what this client already has.
       subscription.cursor = cursor;
@@ -230,11 +235,21 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
 
   /** Sends the next page of rows between the client's cursor and the ring. False when it must retry later. */
   private catchUpFromDatabase(client: Client, subscription: Subscription): boolean {
+    const limit = this.options.maxCatchUpRows;
+    if (limit > 0 && subscription.rowsFromDatabase >= limit) {
+      // Bounds the work one request can cause; the client resumes from its cursor and goes on.
+      this.detach(client);
+      this.emit('closed', client, 'catch-up-limit');
+      client.close('catch-up-limit');
+      return false;
+    }
     const upTo = this.ring.floor;
     let rows: Row[];
     try {
-      if (!this.reader) throw new Error('database not open');
-      rows = this.reader.rowsBetween(subscription.cursor, upTo, this.options.pageRows);
+      const reader = this.currentReader();
+      if (!reader) throw new Error('database not open');
+      rows = reader.rowsBetween(subscription.cursor, upTo, this.options.pageRows);
+      this.releaseIfIdle();
     } catch (error) {
       // Locked or vanished: try again shortly; the client keeps its place.
       if (!isBusyError(error)) this.warn(`catching a client up failed: ${(error as Error).message}`);
@@ -243,6 +258,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     }
     const encoded = this.encodeRows(rows, CATCH_UP_CHUNK_BYTES);
     this.counters.rowsFromDatabase += encoded.length;
+    subscription.rowsFromDatabase += encoded.length;
     if (encoded.length > 0) client.send(new RowBatch(encoded));
     const complete = rows.length < this.options.pageRows && encoded.length === rows.length;
     subscription.cursor = complete ? upTo : encoded[encoded.length - 1].id;
@@ -258,6 +274,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   private doorbell(): void {
     if (this.state !== 'running') return;
     if (this.rangAt === 0) this.rangAt = performance.now();
+    this.idle = false;
     this.settleStep = 0;
     clearTimeout(this.settleTimer);
     if (!this.readQueued) {
@@ -303,6 +320,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       this.settleTimer = setTimeout(this.readPassBound, SETTLE_DELAYS_MS[this.settleStep++]);
     } else {
       this.rangAt = 0;
+      this.idle = true;
+      this.releaseIfIdle();
     }
   }
 
@@ -330,7 +349,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       }
     }
     try {
-      this.reader = new TableReader(this.options);
+      this.reader = this.openReader();
       const tableMax = this.reader.maxId();
       this.setDatabaseStatus('ok');
       if (tableMax < this.lastIdRead) this.restartFrom(this.reader, tableMax);
@@ -345,6 +364,28 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       }
       return undefined;
     }
+  }
+
+  /** Opens the database read-only and remembers what healthz and the encoder need from it. */
+  private openReader(): TableReader {
+    const reader = new TableReader(this.options);
+    this.info = reader.info;
+    try {
+      this.journalMode = reader.journalMode();
+    } catch {
+      // Locked right now: keep the mode seen last.
+    }
+    return reader;
+  }
+
+  /**
+   * Close the connection when nothing is being read. An open connection, even an idle reader, makes SQLite refuse a
+   * writer's switch out of WAL mode; reopening costs about 0.2 ms, paid once per burst of commits.
+   */
+  private releaseIfIdle(): void {
+    if (!this.idle || this.readQueued || this.busyStep > 0 || !this.reader) return;
+    this.reader.close();
+    this.reader = undefined;
   }
 
   /**
@@ -386,7 +427,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   }
 
   private encode(row: Row): EncodedRow {
-    return new EncodedRow(this.reader!.rowId(row), row, this.options.event);
+    return new EncodedRow(Number(row[this.info!.idColumn] as bigint), row, this.options.event);
   }
 
   /** Encode rows in order, stopping (after at least one) once `maxBytes` is passed. */

@@ -32,6 +32,8 @@ export interface ServerOptions {
   maxClients: number;
   /** Streams one address may hold (0: no limit); past it, 429 with Retry-After. */
   maxClientsPerIp: number;
+  /** Rows one connection may be served from the database before its stream ends and it resumes (0: no limit). */
+  maxCatchUpRows: number;
 }
 
 type Kind = 'string' | 'count' | 'bytes' | 'seconds' | 'milliseconds' | 'flag' | 'choice';
@@ -67,6 +69,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'tls-key': { key: 'tlsKey', kind: 'string', value: 'PATH', help: 'PEM private key of --tls-cert', default: 'none' },
   'max-clients': { key: 'maxClients', kind: 'count', value: 'N', help: 'streams held at once, then 503 (0: no limit)', default: '20000' },
   'max-clients-per-ip': { key: 'maxClientsPerIp', kind: 'count', value: 'N', help: 'streams one address may hold, then 429 (0: no limit)', default: '0 (no limit)' },
+  'max-catchup-rows': { key: 'maxCatchUpRows', kind: 'count', value: 'N', help: 'rows one connection may read from the database, then it resumes (0: no limit)', default: '100000' },
   metrics: { key: 'metrics', kind: 'flag', help: 'serve Prometheus metrics at GET /metrics', default: 'off' },
   'log-level': { key: 'logLevel', kind: 'choice', value: 'LEVEL', help: 'debug (a line per connection), info, warn or error', default: 'info', choices: ['debug', 'info', 'warn', 'error'] },
   'log-format': { key: 'logFormat', kind: 'choice', value: 'FORMAT', help: 'text for people, json for machines', default: 'text', choices: ['text', 'json'] },
@@ -133,6 +136,7 @@ export function resolveOptions(flags: Record<string, string | boolean | undefine
     logFormat: 'text',
     maxClients: 20000,
     maxClientsPerIp: 0,
+    maxCatchUpRows: 100000,
   };
   for (const [flag, text] of Object.entries(flags)) {
     if (text === undefined) continue;

@@ -4,6 +4,7 @@ import type { RowBatch } from './encoded-row.js';
 import { encodeComment, encodeEvent } from './sse-frame.js';
 
 const HEARTBEAT = encodeComment('heartbeat');
+const CATCH_UP_LIMIT = encodeComment('catch-up limit reached: reconnect with Last-Event-ID to continue');
 
 /** The SSE event that tells a client its cursor is ahead of the table; its `id:` moves the cursor back. */
 export const RESET_EVENT = 'reset';
@@ -81,7 +82,7 @@ export class SseClient implements Client {
     this.closeReason = reason;
     // A client that stopped reading cannot take the stream's last chunk: cut it off instead of queueing more.
     if (reason === 'too-slow') this.response.destroy();
-    else this.response.end();
+    else this.response.end(reason === 'catch-up-limit' ? CATCH_UP_LIMIT : undefined);
   }
 
   /** The peer went away first. */

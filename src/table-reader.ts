@@ -96,11 +96,6 @@ export class TableReader {
     return value === null ? 0 : Number(value);
   }
 
-  /** The id of a row as read by this reader. */
-  rowId(row: Row): number {
-    return Number(row[this.info.idColumn] as bigint);
-  }
-
   /** The database's journal mode (wal, delete, truncate, persist, memory, off). */
   journalMode(): string {
     return String(this.db.pragma('journal_mode', { simple: true }));
@@ -183,6 +178,6 @@ export function openError(path: string, error: unknown): Error {
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
     return new SseError(ErrorCodes.DB_NOT_SQLITE, `${path} is not a SQLite database (${(error as Error).message})`);
   }
-  if (error instanceof SseError) return error;
+  if (error instanceof SseError || isBusyError(error)) return error as Error;
   return new SseError(ErrorCodes.DB_UNREADABLE, `cannot read ${path}: ${(error as Error).message}`);
 }

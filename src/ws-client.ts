@@ -12,6 +12,8 @@ export const WsCloseCodes = {
   BAD_CURSOR: 4400,
   /** The client fell more than `--client-buffer` behind: reconnect with `lastEventId` and lose nothing. */
   TOO_SLOW: 4429,
+  /** The client was served `--max-catchup-rows` from the database: reconnect with `lastEventId` to go on. */
+  CATCH_UP_LIMIT: 4413,
 } as const;
 
 const CLOSE_CODES: Record<CloseReason, number> = {
@@ -19,6 +21,7 @@ const CLOSE_CODES: Record<CloseReason, number> = {
   shutdown: WsCloseCodes.SHUTDOWN,
   'bad-cursor': WsCloseCodes.BAD_CURSOR,
   'too-slow': WsCloseCodes.TOO_SLOW,
+  'catch-up-limit': WsCloseCodes.CATCH_UP_LIMIT,
 };
 
 const CLOSE_TEXT: Record<CloseReason, string> = {
@@ -26,6 +29,7 @@ const CLOSE_TEXT: Record<CloseReason, string> = {
   shutdown: 'server shutting down',
   'bad-cursor': 'bad cursor',
   'too-slow': 'too slow: reconnect with lastEventId',
+  'catch-up-limit': 'catch-up limit: reconnect with lastEventId',
 };
 
 /** `ws` exports its frame builder, but its type definitions omit it. */
