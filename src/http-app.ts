@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AccessControl, Area } from './access.js';
 import type { Broadcaster } from './broadcaster.js';
 import type { Connections } from './connections.js';
 import { requestCursor } from './cursor.js';
@@ -9,6 +10,7 @@ import { encodeRetry } from './sse-frame.js';
 import type { StaticFile, StaticFiles } from './static-files.js';
 
 export interface HttpAppOptions {
+  access: AccessControl;
   broadcaster: Broadcaster;
   connections: Connections;
   metrics: Metrics;
@@ -29,6 +31,8 @@ const PAGE_HEADERS = {
 };
 
 type Route = { kind: 'events' } | { kind: 'healthz' } | { kind: 'metrics' } | { kind: 'file'; file: StaticFile };
+
+const AREA_OF: Record<Route['kind'], Area> = { events: 'events', healthz: 'healthz', metrics: 'metrics', file: 'page' };
 
 /** The address a stream is counted against for the per-address limit. */
 export function clientAddress(request: IncomingMessage): string {
@@ -81,9 +85,25 @@ export class HttpApp {
       sendText(request, response, 404, 'not found');
       return;
     }
+    const { access } = this.options;
+    if (request.method === 'OPTIONS' && access.corsEnabled) {
+      const preflight = access.preflightHeaders(request);
+      if (preflight) {
+        response.writeHead(204, { ...preflight, Allow: ALLOW });
+        response.end();
+        return;
+      }
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.setHeader('Allow', ALLOW);
       sendText(request, response, 405, `method ${request.method} not allowed: use GET or HEAD`);
+      return;
+    }
+    for (const [name, value] of Object.entries(access.corsHeaders(request))) response.setHeader(name, value);
+    if (!access.authorized(request, query, AREA_OF[route.kind])) {
+      if (route.kind === 'events') this.options.connections.refused('sse', clientAddress(request), 'unauthorized');
+      response.setHeader('WWW-Authenticate', 'Bearer realm="sqlite-sse"');
+      sendText(request, response, 401, 'a valid token is required: send Authorization: Bearer TOKEN, the sse_token cookie, or ?token=TOKEN');
       return;
     }
     switch (route.kind) {

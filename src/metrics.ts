@@ -32,7 +32,7 @@ export class Metrics {
     });
     this.refused = new Counter({
       name: prefix + 'connections_refused_total',
-      help: 'Connections refused before streaming: bad-cursor, max-clients, max-clients-per-ip, unauthorized',
+      help: 'Connections refused before streaming: bad-cursor, max-clients, max-clients-per-ip, unauthorized, origin',
       labelNames: ['transport', 'reason'],
       registers: [registry],
     });

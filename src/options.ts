@@ -1,4 +1,6 @@
 import { ErrorCodes, SseError } from './errors.js';
+import { readFileSync } from 'node:fs';
+import { AREAS, type Area } from './access.js';
 import type { LogFormat, LogLevel } from './logger.js';
 import { assertFieldValue } from './sse-frame.js';
 
@@ -34,12 +36,26 @@ export interface ServerOptions {
   maxClientsPerIp: number;
   /** Rows one connection may be served from the database before its stream ends and it resumes (0: no limit). */
   maxCatchUpRows: number;
+  /** Origins allowed to read cross-origin; `*` for any. Empty: CORS off. */
+  corsOrigins: readonly string[];
+  /** Shared secret from --token or --token-file; undefined: off. */
+  token: string | undefined;
+  /** What the token guards. */
+  protect: ReadonlySet<Area>;
 }
+
+/** Flags whose text is turned into another field (see applyAccessFlags). */
+interface RawOnly {
+  corsOrigin?: string;
+  tokenFile?: string;
+  protectList?: string;
+}
+const RAW_KEYS = new Set<string>(['corsOrigin', 'tokenFile', 'protectList']);
 
 type Kind = 'string' | 'count' | 'bytes' | 'seconds' | 'milliseconds' | 'flag' | 'choice';
 
 interface FlagSpec {
-  key: keyof ServerOptions;
+  key: keyof ServerOptions | keyof RawOnly;
   kind: Kind;
   value?: string;
   help: string;
@@ -70,6 +86,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-clients': { key: 'maxClients', kind: 'count', value: 'N', help: 'streams held at once, then 503 (0: no limit)', default: '20000' },
   'max-clients-per-ip': { key: 'maxClientsPerIp', kind: 'count', value: 'N', help: 'streams one address may hold, then 429 (0: no limit)', default: '0 (no limit)' },
   'max-catchup-rows': { key: 'maxCatchUpRows', kind: 'count', value: 'N', help: 'rows one connection may read from the database, then it resumes (0: no limit)', default: '100000' },
+  'cors-origin': { key: 'corsOrigin', kind: 'string', value: 'LIST', help: 'origins (comma-separated, or *) allowed to read cross-origin', default: 'none: same origin only' },
+  token: { key: 'token', kind: 'string', value: 'SECRET', help: 'require this token (Bearer header, sse_token cookie or ?token=)', default: 'none' },
+  'token-file': { key: 'tokenFile', kind: 'string', value: 'PATH', help: 'read the token from a file (keeps it out of ps)', default: 'none' },
+  protect: { key: 'protectList', kind: 'string', value: 'LIST', help: `what the token guards: ${AREAS.join(', ')}`, default: 'events,ws,metrics' },
   metrics: { key: 'metrics', kind: 'flag', help: 'serve Prometheus metrics at GET /metrics', default: 'off' },
   'log-level': { key: 'logLevel', kind: 'choice', value: 'LEVEL', help: 'debug (a line per connection), info, warn or error', default: 'info', choices: ['debug', 'info', 'warn', 'error'] },
   'log-format': { key: 'logFormat', kind: 'choice', value: 'FORMAT', help: 'text for people, json for machines', default: 'text', choices: ['text', 'json'] },
@@ -137,14 +157,20 @@ export function resolveOptions(flags: Record<string, string | boolean | undefine
     maxClients: 20000,
     maxClientsPerIp: 0,
     maxCatchUpRows: 100000,
+    corsOrigins: [],
+    token: undefined,
+    protect: new Set<Area>(['events', 'ws', 'metrics']),
   };
+  const raw: RawOnly = {};
   for (const [flag, text] of Object.entries(flags)) {
     if (text === undefined) continue;
     const spec = FLAGS[flag];
     if (!spec) throw new SseError(ErrorCodes.BAD_OPTION, `unknown option --${flag} (see --help)`);
     const value = spec.kind === 'flag' ? Boolean(text) : parseValue(flag, spec, String(text));
-    (options as unknown as Record<string, unknown>)[spec.key] = value;
+    const target = RAW_KEYS.has(spec.key) ? raw : options;
+    (target as Record<string, unknown>)[spec.key] = value;
   }
+  applyAccessFlags(options, raw);
   if (options.port > 65535) throw new SseError(ErrorCodes.BAD_OPTION, `--port expects a number from 0 to 65535, got ${options.port}`);
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
     throw new SseError(ErrorCodes.BAD_OPTION, '--tls-cert and --tls-key go together: pass both, or neither for plain HTTP');
@@ -157,6 +183,35 @@ export function resolveOptions(flags: Record<string, string | boolean | undefine
     }
   }
   return Object.freeze(options);
+}
+
+function applyAccessFlags(options: ServerOptions, raw: RawOnly): void {
+  if (raw.corsOrigin !== undefined) {
+    options.corsOrigins = raw.corsOrigin.split(',').map((origin) => origin.trim()).filter(Boolean);
+    for (const origin of options.corsOrigins) {
+      if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+        throw new SseError(ErrorCodes.BAD_OPTION, `--cors-origin expects origins like https://app.example.com (scheme and host, no path) or *, got ${JSON.stringify(origin)}`);
+      }
+    }
+  }
+  if (raw.tokenFile !== undefined) {
+    if (options.token !== undefined) throw new SseError(ErrorCodes.BAD_OPTION, '--token and --token-file go alone: pass one of them');
+    try {
+      options.token = readFileSync(raw.tokenFile, 'utf8').trim();
+    } catch (error) {
+      throw new SseError(ErrorCodes.BAD_OPTION, `cannot read --token-file ${raw.tokenFile}: ${(error as Error).message}`);
+    }
+  }
+  if (options.token !== undefined && options.token.length < 8) {
+    throw new SseError(ErrorCodes.BAD_OPTION, '--token must be at least 8 characters: a short secret is easy to guess');
+  }
+  if (raw.protectList !== undefined) {
+    const areas = raw.protectList.split(',').map((area) => area.trim()).filter(Boolean);
+    for (const area of areas) {
+      if (!AREAS.includes(area as Area)) throw new SseError(ErrorCodes.BAD_OPTION, `--protect expects a list of ${AREAS.join(', ')}, got ${JSON.stringify(area)}`);
+    }
+    options.protect = new Set(areas as Area[]);
+  }
 }
 
 /** The `--help` text, built from the same table the parser uses. */

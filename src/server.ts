@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { AccessControl } from './access.js';
 import { Broadcaster } from './broadcaster.js';
 import { Connections } from './connections.js';
 import { createDemoTable } from './demo-database.js';
@@ -56,7 +57,9 @@ export class SseServer {
     try {
       const metrics = new Metrics(broadcaster, options.metrics);
       const connections = new Connections(options, metrics, logger);
+      const access = new AccessControl(options);
       const app = new HttpApp({
+        access,
         broadcaster,
         connections,
         metrics,
@@ -71,7 +74,7 @@ export class SseServer {
         if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         else socket.destroy();
       });
-      http.on('upgrade', new WsEndpoint({ broadcaster, connections, metrics }).handleUpgrade);
+      http.on('upgrade', new WsEndpoint({ access, broadcaster, connections, metrics }).handleUpgrade);
       const server = new SseServer(options, broadcaster, http);
       await listen(http, options.port, options.host);
       return server;

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { AccessControl } from './access.js';
 import type { Broadcaster } from './broadcaster.js';
 import type { Connections } from './connections.js';
 import { requestCursor } from './cursor.js';
@@ -28,6 +29,7 @@ function refuse(socket: Socket, status: number, message: string, headers: Record
 function ignore(): void {}
 
 export interface WsEndpointOptions {
+  access: AccessControl;
   broadcaster: Broadcaster;
   connections: Connections;
   metrics: Metrics;
@@ -53,8 +55,18 @@ export class WsEndpoint {
       refuse(socket, 404, 'not found');
       return;
     }
-    const { broadcaster, connections, metrics } = this.options;
+    const { access, broadcaster, connections, metrics } = this.options;
     const ip = clientAddress(request);
+    if (!access.websocketOriginAllowed(request)) {
+      connections.refused('ws', ip, 'origin');
+      refuse(socket, 403, 'this origin may not open the stream: see --cors-origin');
+      return;
+    }
+    if (!access.authorized(request, query, 'ws')) {
+      connections.refused('ws', ip, 'unauthorized');
+      refuse(socket, 401, 'a valid token is required: send Authorization: Bearer TOKEN, the sse_token cookie, or ?token=TOKEN');
+      return;
+    }
     let cursor: number | undefined;
     let badCursor: string | undefined;
     try {
