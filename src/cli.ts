@@ -1,13 +1,18 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import cluster from 'node:cluster';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { createDemoTable } from './demo-database.js';
 import { SseError } from './errors.js';
-import { createLogger } from './logger.js';
-import { FLAGS, helpText, resolveOptions } from './options.js';
+import { createLogger, type Logger } from './logger.js';
+import { FLAGS, helpText, resolveOptions, type ServerOptions } from './options.js';
 import { SseServer } from './server.js';
+import { TableReader } from './table-reader.js';
+import { runPrimary, tellPrimary } from './workers.js';
 
 function fail(message: string): never {
-  console.error(`error: ${message}`);
+  if (cluster.isWorker) tellPrimary({ type: 'failed', message });
+  else console.error(`error: ${message}`);
   process.exit(1);
 }
 
@@ -21,6 +26,51 @@ function parseFlags(argv: string[]) {
     const message = (error as Error).message.split('\n')[0].replace(/\. To specify.*$/, '');
     fail(`${message} (see --help)`);
   }
+}
+
+function listeningLine(url: string, options: Readonly<ServerOptions>, table: string, lastId: number): string {
+  return `listening on ${url} (db ${options.db}, table ${table}, last id ${lastId})`;
+}
+
+/** Checks the database once before forking workers, so a bad path or table fails with one line, once. */
+function prepareForWorkers(options: Readonly<ServerOptions>, createDemo: boolean, logger: Logger): void {
+  if (options.create || (createDemo && !existsSync(options.db))) createDemoTable(options.db, options.table);
+  const reader = new TableReader({ path: options.db, table: options.table, idColumn: options.idColumn });
+  const info = reader.info;
+  reader.close();
+  warnIfIdsMayBeReused(info, logger);
+}
+
+function warnIfIdsMayBeReused(info: { idsOnlyGrow: boolean; table: string; idColumn: string }, logger: Logger): void {
+  if (info.idsOnlyGrow) return;
+  logger.warn(
+    `table ${info.table} has no AUTOINCREMENT on ${info.idColumn}: a deleted newest row's id can be reused, and a row inserted below the last id is never streamed (see README "Limits")`,
+  );
+}
+
+async function serve(options: Readonly<ServerOptions>, logger: Logger, createDemo: boolean): Promise<void> {
+  const server = await SseServer.start(options, logger, createDemo);
+  const info = server.broadcaster.tableInfo!;
+  if (cluster.isWorker) {
+    tellPrimary({ type: 'listening', url: server.url, table: info.table, lastId: server.broadcaster.lastId });
+  } else {
+    warnIfIdsMayBeReused(info, logger);
+    logger.info(listeningLine(server.url, options, info.table, server.broadcaster.lastId));
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(0);
+    stopping = true;
+    if (!cluster.isWorker) logger.info(`${signal}: closing ${server.broadcaster.clientCount} stream(s)`);
+    // Never let a stuck peer hold the exit past the contract's couple of seconds.
+    setTimeout(() => process.exit(0), 1500).unref();
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(0),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 async function main(): Promise<void> {
@@ -38,29 +88,17 @@ async function main(): Promise<void> {
   const options = resolveOptions(rest as Record<string, string | boolean | undefined>);
   const logger = createLogger(options.logLevel, options.logFormat);
   // Plain `npm start` is the demo: it may create ./sse.db. An explicit --db must exist unless --create says so.
-  const server = await SseServer.start(options, logger, flags.db === undefined);
-  const info = server.broadcaster.tableInfo!;
-  if (!info.idsOnlyGrow) {
-    logger.warn(
-      `table ${info.table} has no AUTOINCREMENT on ${info.idColumn}: a deleted newest row's id can be reused, and a row inserted below the last id is never streamed (see README "Limits")`,
-    );
+  const createDemo = flags.db === undefined;
+  if (options.workers > 1 && cluster.isPrimary) {
+    prepareForWorkers(options, createDemo, logger);
+    runPrimary(options, logger, (message) => {
+      logger.info(listeningLine(message.url, options, message.table, message.lastId));
+      logger.info(`${options.workers} workers share the port, each with its own broadcaster`);
+    });
+    return;
   }
-  logger.info(`listening on ${server.url} (db ${options.db}, table ${info.table}, last id ${server.broadcaster.lastId})`);
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(0);
-    stopping = true;
-    logger.info(`${signal}: closing ${server.broadcaster.clientCount} stream(s)`);
-    // Never let a stuck peer hold the exit past the contract's couple of seconds.
-    setTimeout(() => process.exit(0), 1500).unref();
-    server.close().then(
-      () => process.exit(0),
-      () => process.exit(0),
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  // Workers find the database made by the primary.
+  await serve(options, logger, createDemo && !cluster.isWorker);
 }
 
 main().catch((error: unknown) => {

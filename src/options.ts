@@ -42,6 +42,8 @@ export interface ServerOptions {
   token: string | undefined;
   /** What the token guards. */
   protect: ReadonlySet<Area>;
+  /** Server processes sharing the port, each with its own broadcaster. */
+  workers: number;
 }
 
 /** Flags whose text is turned into another field (see applyAccessFlags). */
@@ -90,6 +92,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   token: { key: 'token', kind: 'string', value: 'SECRET', help: 'require this token (Bearer header, sse_token cookie or ?token=)', default: 'none' },
   'token-file': { key: 'tokenFile', kind: 'string', value: 'PATH', help: 'read the token from a file (keeps it out of ps)', default: 'none' },
   protect: { key: 'protectList', kind: 'string', value: 'LIST', help: `what the token guards: ${AREAS.join(', ')}`, default: 'events,ws,metrics' },
+  workers: { key: 'workers', kind: 'count', value: 'N', help: 'processes sharing the port, each reading the table once (use the cores)', default: '1', min: 1 },
   metrics: { key: 'metrics', kind: 'flag', help: 'serve Prometheus metrics at GET /metrics', default: 'off' },
   'log-level': { key: 'logLevel', kind: 'choice', value: 'LEVEL', help: 'debug (a line per connection), info, warn or error', default: 'info', choices: ['debug', 'info', 'warn', 'error'] },
   'log-format': { key: 'logFormat', kind: 'choice', value: 'FORMAT', help: 'text for people, json for machines', default: 'text', choices: ['text', 'json'] },
@@ -160,6 +163,7 @@ export function resolveOptions(flags: Record<string, string | boolean | undefine
     corsOrigins: [],
     token: undefined,
     protect: new Set<Area>(['events', 'ws', 'metrics']),
+    workers: 1,
   };
   const raw: RawOnly = {};
   for (const [flag, text] of Object.entries(flags)) {
