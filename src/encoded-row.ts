@@ -1,3 +1,4 @@
+import { httpChunk } from './http-chunk.js';
 import { rowToJson } from './row-json.js';
 import { encodeEvent } from './sse-frame.js';
 import type { Row } from './table-reader.js';
@@ -40,6 +41,7 @@ export class EncodedRow {
 export class RowBatch {
   readonly rows: readonly EncodedRow[];
   private joinedSse: Buffer | undefined;
+  private chunkedSse: Buffer | undefined;
   private joinedOther: Map<string, Buffer> | undefined;
 
   constructor(rows: readonly EncodedRow[]) {
@@ -58,6 +60,12 @@ export class RowBatch {
   get sse(): Buffer {
     this.joinedSse ??= this.rows.length === 1 ? this.rows[0].sse : Buffer.concat(this.rows.map((row) => row.sse));
     return this.joinedSse;
+  }
+
+  /** The SSE frames as one HTTP/1.1 chunk, framed once per batch for every HTTP/1.1 client. */
+  get sseChunk(): Buffer {
+    this.chunkedSse ??= httpChunk(this.sse);
+    return this.chunkedSse;
   }
 
   /** All frames of the transport `key` as one Buffer, joined once per batch. */

@@ -5,7 +5,7 @@ import type { Connections } from './connections.js';
 import { requestCursor } from './cursor.js';
 import { SseError } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { SseClient } from './sse-client.js';
+import { SseClient, streamHeaders } from './sse-client.js';
 import { encodeRetry } from './sse-frame.js';
 import type { StaticFile, StaticFiles } from './static-files.js';
 
@@ -137,12 +137,13 @@ export class HttpApp {
       sendText(request, response, refusal.status, refusal.message);
       return;
     }
-    const client = new SseClient(response, metrics.transports.sse);
-    client.open(request, this.retryFrame);
     if (request.method === 'HEAD') {
+      response.writeHead(200, streamHeaders(request));
       response.end();
       return;
     }
+    const client = new SseClient(response, metrics.transports.sse);
+    client.open(request, this.retryFrame);
     const connection = connections.opened('sse', ip, cursor);
     response.on('error', ignore);
     response.on('close', () => {

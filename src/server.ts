@@ -110,6 +110,9 @@ export class SseServer {
     }, 500);
     await closed;
     clearTimeout(force);
+    // Fix (found by test/logs.test.ts): ws emits a socket's 'close' a tick after the http server's own 'close', so the
+    // CLI's process.exit() ran first and WebSocket closes at shutdown were never logged or counted. Let them run.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 

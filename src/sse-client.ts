@@ -1,9 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Client, CloseReason, TransportCounters } from './client.js';
 import type { RowBatch } from './encoded-row.js';
+import { httpChunk } from './http-chunk.js';
 import { encodeComment, encodeEvent } from './sse-frame.js';
 
 const HEARTBEAT = encodeComment('heartbeat');
+const HEARTBEAT_CHUNK = httpChunk(HEARTBEAT);
 const CATCH_UP_LIMIT = encodeComment('catch-up limit reached: reconnect with Last-Event-ID to continue');
 
 /** The SSE event that tells a client its cursor is ahead of the table; its `id:` moves the cursor back. */
@@ -20,39 +23,61 @@ export function streamHeaders(request: IncomingMessage): Record<string, string> 
   return headers;
 }
 
-/** What backpressure is read from: the HTTP/1 response itself, or the HTTP/2 stream under a compat response. */
+/** What bytes are written to and backpressure read from: an HTTP/1 socket, or the HTTP/2 stream of a response. */
 interface Outgoing {
   readonly writableLength: number;
   readonly writableNeedDrain: boolean;
+  write(data: Buffer): boolean;
   once(event: 'drain', listener: () => void): unknown;
 }
 
-/** One SSE connection: writes the broadcaster's shared Buffers to an HTTP response, never awaiting it. */
+/**
+ * One SSE connection, never awaited. Over HTTP/1.x, once the headers are out, frames go straight to the socket:
+ * a batch is chunk-framed once and that same Buffer is every client's single write. Over HTTP/2 they go through
+ * the response (HTTP/2 frames each stream itself).
+ */
 export class SseClient implements Client {
   readonly lagPolicy = 'park';
   private readonly response: ServerResponse;
-  private readonly outgoing: Outgoing;
   private readonly counters: TransportCounters;
+  private outgoing: Outgoing | undefined;
+  /** The HTTP/1.1 body is chunked (HTTP/1.0 bodies simply end when the connection closes). */
+  private chunked = false;
   private ended = false;
   closeReason: CloseReason | undefined;
 
   constructor(response: ServerResponse, counters: TransportCounters) {
     this.response = response;
     this.counters = counters;
-    this.outgoing = (response as unknown as { stream?: Outgoing }).stream ?? response;
   }
 
   /** Sends the headers and the `retry:` line at once, so the client sees the stream is open before any row. */
   open(request: IncomingMessage, retryFrame: Buffer): void {
-    if (request.httpVersionMajor === 1) request.socket.setNoDelay(true);
     this.response.writeHead(200, streamHeaders(request));
-    this.response.write(retryFrame);
+    const http2Stream = (this.response as unknown as { stream?: Outgoing }).stream;
+    if (http2Stream) {
+      this.outgoing = http2Stream;
+      this.response.write(retryFrame);
+      return;
+    }
+    const socket = request.socket as Socket;
+    socket.setNoDelay(true);
+    this.chunked = this.response.chunkedEncoding;
+    this.response.flushHeaders();
+    this.outgoing = socket;
+    this.writeFrame(retryFrame);
+  }
+
+  private writeFrame(frame: Buffer): void {
+    if (this.outgoing === this.response.socket) this.outgoing!.write(this.chunked ? httpChunk(frame) : frame);
+    else this.response.write(frame);
   }
 
   send(batch: RowBatch): void {
     if (this.ended) return;
     const frames = batch.sse;
-    this.response.write(frames);
+    if (this.outgoing !== this.response.socket) this.response.write(frames);
+    else this.outgoing!.write(this.chunked ? batch.sseChunk : frames);
     this.counters.frames += batch.rows.length;
     this.counters.bytes += frames.length;
   }
@@ -60,19 +85,21 @@ export class SseClient implements Client {
   sendReset(lastId: number, requested: number): void {
     if (this.ended) return;
     const data = JSON.stringify({ reason: 'cursor-ahead', lastEventId: requested, lastId });
-    this.response.write(encodeEvent(String(lastId), RESET_EVENT, data));
+    this.writeFrame(encodeEvent(String(lastId), RESET_EVENT, data));
   }
 
   sendHeartbeat(): void {
-    if (!this.ended) this.response.write(HEARTBEAT);
+    if (this.ended) return;
+    if (this.chunked && this.outgoing === this.response.socket) this.outgoing!.write(HEARTBEAT_CHUNK);
+    else this.writeFrame(HEARTBEAT);
   }
 
   get bufferedBytes(): number {
-    return this.outgoing.writableLength;
+    return this.outgoing?.writableLength ?? 0;
   }
 
   whenDrained(callback: () => void): void {
-    if (this.outgoing.writableNeedDrain) this.outgoing.once('drain', callback);
+    if (this.outgoing?.writableNeedDrain) this.outgoing.once('drain', callback);
     else setImmediate(callback);
   }
 
@@ -81,8 +108,13 @@ export class SseClient implements Client {
     this.ended = true;
     this.closeReason = reason;
     // A client that stopped reading cannot take the stream's last chunk: cut it off instead of queueing more.
-    if (reason === 'too-slow') this.response.destroy();
-    else this.response.end(reason === 'catch-up-limit' ? CATCH_UP_LIMIT : undefined);
+    if (reason === 'too-slow') {
+      this.response.destroy();
+      return;
+    }
+    if (reason === 'catch-up-limit') this.writeFrame(CATCH_UP_LIMIT);
+    // Writes the terminating chunk of a chunked body; the connection may then serve another request.
+    this.response.end();
   }
 
   /** The peer went away first. */
