@@ -115,9 +115,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   /** Opens the database (throws SseError with a one-line message), fills the ring, starts watching. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('a broadcaster starts once');
-    this.reader = this.openReader();
-    this.lastIdRead = this.reader.maxId();
-    this.loadRing(this.reader);
+    await this.openAtStart();
     this.watcher.on('doorbell', () => this.doorbell());
     this.watcher.on('error', (error) => this.warn(`watching ${this.watcher.directory} failed: ${error.message}`));
     await this.watcher.start();
@@ -125,6 +123,24 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
     // Rows committed while the watch was being set up rang no doorbell.
     this.doorbell();
+  }
+
+  /** Reads the table's end and fills the ring; a writer's lock is waited out (up to 30 s) without blocking. */
+  private async openAtStart(): Promise<void> {
+    const deadline = Date.now() + 30000;
+    for (let delay = 5; ; delay = Math.min(delay * 2, 250)) {
+      try {
+        this.reader = this.openReader();
+        this.lastIdRead = this.reader.maxId();
+        this.loadRing(this.reader);
+        return;
+      } catch (error) {
+        this.reader?.close();
+        this.reader = undefined;
+        if (!isBusyError(error) || Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   /** The highest id read and sent. */
