@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Client } from './client.js';
 import { EncodedRow, RowBatch } from './encoded-row.js';
+import { ErrorCodes, type SseError } from './errors.js';
 import { Ring } from './ring.js';
 import { isBusyError, TableReader, type Row, type TableInfo } from './table-reader.js';
 import { DatabaseWatcher } from './watcher.js';
@@ -92,6 +93,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   private readonly catchingUp = new Map<Client, Subscription>();
   private state: 'new' | 'running' | 'closed' = 'new';
   private databaseStatus: DatabaseState = 'ok';
+  /** The database went missing or could not be opened since the last good read: what comes back is new. */
+  private databaseWasGone = false;
   private lastWarning = '';
   private readQueued = false;
   private settleStep = 0;
@@ -319,6 +322,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     }
     this.busyStep = 0;
     this.setDatabaseStatus('ok');
+    // A doorbell that brought no row may mean the file was overwritten in place by an older copy.
+    if (rows.length === 0 && this.settleStep === 0 && !this.checkTableEnd(reader)) return;
     const encoded = this.encodeRows(rows, PAGE_BYTES);
     if (encoded.length > 0) {
       this.counters.rowsRead += encoded.length;
@@ -360,26 +365,42 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       this.reader.close();
       this.reader = undefined;
       if (file === 'missing') {
+        this.databaseWasGone = true;
         this.setDatabaseStatus('missing', `database ${this.options.path} disappeared; streams stay open and resume when it is back`);
         return undefined;
       }
     }
     try {
       this.reader = this.openReader();
-      const tableMax = this.reader.maxId();
-      this.setDatabaseStatus('ok');
-      if (tableMax < this.lastIdRead) this.restartFrom(this.reader, tableMax);
-      return this.reader;
+      return this.checkTableEnd(this.reader) ? this.reader : undefined;
     } catch (error) {
       this.reader?.close();
       this.reader = undefined;
       if (isBusyError(error)) {
         this.busyTimer = setTimeout(this.readPassBound, BUSY_RETRY_MAX_MS);
+      } else if ((error as SseError).code === ErrorCodes.DB_MISSING) {
+        this.databaseWasGone = true;
+        this.setDatabaseStatus('missing', `database ${this.options.path} disappeared; streams stay open and resume when it is back`);
       } else {
+        this.databaseWasGone = true;
         this.setDatabaseStatus('error', `cannot open ${this.options.path}: ${(error as Error).message}; will retry at the next change`);
       }
       return undefined;
     }
+  }
+
+  /**
+   * Compares the table's highest id with the last one served. Below it, the database was replaced: restart.
+   * Returns false when the caller's read is moot (the table was restarted and a new read is queued).
+   */
+  private checkTableEnd(reader: TableReader): boolean {
+    const tableMax = reader.maxId();
+    const cameBack = this.databaseWasGone;
+    this.databaseWasGone = false;
+    this.setDatabaseStatus('ok');
+    if (tableMax >= this.lastIdRead) return true;
+    this.restartFrom(reader, tableMax, cameBack ? 0 : tableMax);
+    return !cameBack;
   }
 
   /** Opens the database read-only and remembers what healthz and the encoder need from it. */
@@ -405,22 +426,27 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   }
 
   /**
-   * The database was replaced by one whose highest id is below what was served (a restored backup):
-   * every client whose cursor is ahead is told to restart from the new highest id, so rows that come next
-   * (which reuse ids it has seen) are not skipped.
+   * The database was replaced by one whose highest id is below what was served. Later rows reuse ids clients have
+   * seen, so every client whose cursor is ahead is told to restart from `restartId`, and nothing after it is skipped.
+   * A file replaced in one step (a restored backup) restarts from its highest id: the rows it brings are old.
+   * A database that went missing and came back restarts from 0: its rows were written after it came back.
    */
-  private restartFrom(reader: TableReader, tableMax: number): void {
-    this.warn(`database ${this.options.path} was replaced: its highest id ${tableMax} is below the last id served ${this.lastIdRead}; clients continue from ${tableMax}`);
-    this.lastIdRead = tableMax;
-    this.loadRing(reader);
+  private restartFrom(reader: TableReader, tableMax: number, restartId: number): void {
+    this.warn(
+      `database ${this.options.path} was replaced: its highest id ${tableMax} is below the last id served ${this.lastIdRead}; clients continue from ${restartId}`,
+    );
+    this.lastIdRead = restartId;
+    if (restartId === tableMax) this.loadRing(reader);
+    else this.ring.reset(restartId);
     for (const map of [this.live, this.catchingUp]) {
       for (const [client, subscription] of map) {
-        if (subscription.cursor > tableMax) {
-          client.sendReset(tableMax, subscription.cursor);
-          subscription.cursor = tableMax;
+        if (subscription.cursor > restartId) {
+          client.sendReset(restartId, subscription.cursor);
+          subscription.cursor = restartId;
         }
       }
     }
+    if (restartId < tableMax) this.doorbell();
   }
 
   /** Fill the ring with the newest rows, newest first, until either bound is reached. */
