@@ -5,7 +5,7 @@ import { EncodedRow, RowBatch } from './encoded-row.js';
 import { ErrorCodes, type SseError } from './errors.js';
 import { Ring } from './ring.js';
 import { isBusyError, TableReader, type Row, type TableInfo } from './table-reader.js';
-import { DatabaseWatcher } from './watcher.js';
+import { DatabaseWatcher, type WatcherBackend } from './watcher.js';
 
 export interface BroadcasterOptions {
   /** SQLite database file. */
@@ -32,6 +32,8 @@ export interface BroadcasterOptions {
   pageRows: number;
   /** Rows one connection may be served from the database before its stream is ended (it resumes); 0: no limit. */
   maxCatchUpRows: number;
+  /** What rings the doorbell: fs.watch (`native`) or chokidar's raw events. */
+  watcher: WatcherBackend;
 }
 
 export type DatabaseState = 'ok' | 'missing' | 'error';
@@ -111,7 +113,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   constructor(options: BroadcasterOptions) {
     super();
     this.options = Object.freeze({ ...options });
-    this.watcher = new DatabaseWatcher(options.path);
+    this.watcher = new DatabaseWatcher(options.path, options.watcher);
     this.ring = new Ring(options.historyRows, options.historyBytes, 0);
   }
 
@@ -263,11 +265,15 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       return false;
     }
     const upTo = this.ring.floor;
+    // Fix (found by test/limits.test.ts): every page was --page-rows long, so a connection could read up to
+    // limit + page - 1 rows (with the defaults, all 950 rows of a 1000-row catch-up under --max-catchup-rows 100
+    // and no end of the stream). Read no more than what is left of the budget.
+    const pageRows = limit > 0 ? Math.min(this.options.pageRows, limit - subscription.rowsFromDatabase) : this.options.pageRows;
     let rows: Row[];
     try {
       const reader = this.currentReader();
       if (!reader) throw new Error('database not open');
-      rows = reader.rowsBetween(subscription.cursor, upTo, this.options.pageRows);
+      rows = reader.rowsBetween(subscription.cursor, upTo, pageRows);
       this.releaseIfIdle();
     } catch (error) {
       // Locked or vanished: try again shortly; the client keeps its place.
@@ -279,7 +285,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.counters.rowsFromDatabase += encoded.length;
     subscription.rowsFromDatabase += encoded.length;
     if (encoded.length > 0) client.send(new RowBatch(encoded));
-    const complete = rows.length < this.options.pageRows && encoded.length === rows.length;
+    const complete = rows.length < pageRows && encoded.length === rows.length;
     subscription.cursor = complete ? upTo : encoded[encoded.length - 1].id;
     return true;
   }
@@ -314,16 +320,21 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     const reader = this.currentReader();
     if (!reader) return;
     let rows: Row[];
+    let moot = false;
     try {
       rows = reader.rowsAfter(this.lastIdRead, this.options.pageRows);
+      // A doorbell that brought no row may mean the file was overwritten in place by an older copy.
+      // Fix (found by test/chaos.test.ts): checkTableEnd() runs its own query (MAX(id)), which in a rollback-journal
+      // database can meet a writer's lock right after the read above succeeded; thrown outside this try, that
+      // SQLITE_BUSY was an uncaught exception that killed the server. It is now retried like any busy read.
+      if (rows.length === 0 && this.settleStep === 0) moot = !this.checkTableEnd(reader);
     } catch (error) {
       this.readFailed(error);
       return;
     }
     this.busyStep = 0;
     this.setDatabaseStatus('ok');
-    // A doorbell that brought no row may mean the file was overwritten in place by an older copy.
-    if (rows.length === 0 && this.settleStep === 0 && !this.checkTableEnd(reader)) return;
+    if (moot) return;
     const encoded = this.encodeRows(rows, PAGE_BYTES);
     if (encoded.length > 0) {
       this.counters.rowsRead += encoded.length;

@@ -2,6 +2,7 @@ import { ErrorCodes, SseError } from './errors.js';
 import { readFileSync } from 'node:fs';
 import { AREAS, type Area } from './access.js';
 import type { LogFormat, LogLevel } from './logger.js';
+import type { WatcherBackend } from './watcher.js';
 import { assertFieldValue } from './sse-frame.js';
 
 /** Everything the server can be told, after defaults and validation. */
@@ -44,6 +45,8 @@ export interface ServerOptions {
   protect: ReadonlySet<Area>;
   /** Server processes sharing the port, each with its own broadcaster. */
   workers: number;
+  /** What rings the doorbell on a commit. */
+  watcher: WatcherBackend;
 }
 
 /** Flags whose text is turned into another field (see applyAccessFlags). */
@@ -92,6 +95,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   token: { key: 'token', kind: 'string', value: 'SECRET', help: 'require this token (Bearer header, sse_token cookie or ?token=)', default: 'none' },
   'token-file': { key: 'tokenFile', kind: 'string', value: 'PATH', help: 'read the token from a file (keeps it out of ps)', default: 'none' },
   protect: { key: 'protectList', kind: 'string', value: 'LIST', help: `what the token guards: ${AREAS.join(', ')}`, default: 'events,ws,metrics' },
+  watcher: { key: 'watcher', kind: 'choice', value: 'KIND', help: 'file notifications: native (fs.watch) or chokidar (raw events)', default: 'native', choices: ['native', 'chokidar'] },
   workers: { key: 'workers', kind: 'count', value: 'N', help: 'processes sharing the port, each reading the table once (use the cores)', default: '1', min: 1 },
   metrics: { key: 'metrics', kind: 'flag', help: 'serve Prometheus metrics at GET /metrics', default: 'off' },
   'log-level': { key: 'logLevel', kind: 'choice', value: 'LEVEL', help: 'debug (a line per connection), info, warn or error', default: 'info', choices: ['debug', 'info', 'warn', 'error'] },
@@ -164,6 +168,7 @@ export function resolveOptions(flags: Record<string, string | boolean | undefine
     token: undefined,
     protect: new Set<Area>(['events', 'ws', 'metrics']),
     workers: 1,
+    watcher: 'native',
   };
   const raw: RawOnly = {};
   for (const [flag, text] of Object.entries(flags)) {

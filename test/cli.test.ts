@@ -103,6 +103,21 @@ test('a table without AUTOINCREMENT starts with a warning about reused ids', asy
   }
 });
 
+test('--watcher chokidar streams live rows too', async () => {
+  const path = createMessagesDatabase(directory);
+  const server = await startServer(['--db', path, '--watcher', 'chokidar']);
+  const stream = new SseStream(server.url + '/events?lastEventId=0');
+  try {
+    await stream.waitForResponse();
+    for (let i = 1; i <= 20; i++) sqlite(path, `INSERT INTO messages(message) VALUES ('row ${i}');`);
+    await stream.waitForRows(20);
+    assert.equal(stream.ids(), Array.from({ length: 20 }, (_, i) => i + 1));
+  } finally {
+    stream.close();
+    await server.stop();
+  }
+});
+
 test('SIGTERM ends every stream and exits 0 within two seconds', async () => {
   const path = createMessagesDatabase(directory);
   const server = await startServer(['--db', path]);
