@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { CatchUpCache, type CatchUpPage } from './catch-up-cache.js';
 import type { Client } from './client.js';
 import { EncodedRow, RowBatch } from './encoded-row.js';
 import { ErrorCodes, type SseError } from './errors.js';
@@ -75,6 +76,10 @@ const BUSY_RETRY_MAX_MS = 100;
 const CATCH_UP_CHUNK_BYTES = 256 * 1024;
 /** A page of rows read live is cut at this many bytes, so huge rows do not make huge pages. */
 const PAGE_BYTES = 1024 * 1024;
+/** Memory for catch-up pages shared by clients resuming from the same place. */
+const CATCH_UP_CACHE_BYTES = 8 * 1024 * 1024;
+/** Catch-up steps run until this much of an event-loop turn is used, then yield to live rows and sockets. */
+const CATCH_UP_TURN_MS = 5;
 
 /**
  * One broadcaster per database: it watches the database's files, reads the rows after the highest id it has seen
@@ -106,6 +111,11 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly readPassBound = () => this.readPass();
+  private readonly catchUpCache = new CatchUpCache(CATCH_UP_CACHE_BYTES);
+  /** Clients whose next catch-up step is due, served a few at a time (see runCatchUps). */
+  private catchUpQueue: Client[] = [];
+  private catchUpArmed = false;
+  private readonly runCatchUpsBound = () => this.runCatchUps();
   /** When the doorbell rang that the next rows answer (0: none pending). */
   private rangAt = 0;
   readonly counters: BroadcasterCounters = { rowsRead: 0, replaysFromMemory: 0, replaysFromDatabase: 0, rowsFromDatabase: 0 };
@@ -196,7 +206,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       else this.counters.replaysFromDatabase++;
     }
     this.catchingUp.set(client, subscription);
-    this.catchUp(client);
+    this.scheduleCatchUp(client);
   }
 
   /** Forget a client whose stream ended. Safe to call more than once. */
@@ -264,35 +274,79 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       client.close('catch-up-limit');
       return false;
     }
-    const upTo = this.ring.floor;
-    // Fix (found by test/limits.test.ts): every page was --page-rows long, so a connection could read up to
-    // limit + page - 1 rows (with the defaults, all 950 rows of a 1000-row catch-up under --max-catchup-rows 100
-    // and no end of the stream). Read no more than what is left of the budget.
-    const pageRows = limit > 0 ? Math.min(this.options.pageRows, limit - subscription.rowsFromDatabase) : this.options.pageRows;
-    let rows: Row[];
+    let page: CatchUpPage;
     try {
-      const reader = this.currentReader();
-      if (!reader) throw new Error('database not open');
-      rows = reader.rowsBetween(subscription.cursor, upTo, pageRows);
-      this.releaseIfIdle();
+      page = this.catchUpPage(subscription.cursor);
     } catch (error) {
       // Locked or vanished: try again shortly; the client keeps its place.
       if (!isBusyError(error)) this.warn(`catching a client up failed: ${(error as Error).message}`);
-      setTimeout(() => this.catchUp(client), isBusyError(error) ? 5 : 250);
+      setTimeout(() => this.scheduleCatchUp(client), isBusyError(error) ? 5 : 250);
       return false;
     }
+    let rows = page.rows;
+    let end = page.end;
+    // No more than what is left of the connection's budget, so it never reads past --max-catchup-rows.
+    if (limit > 0 && rows.length > limit - subscription.rowsFromDatabase) {
+      rows = rows.slice(0, limit - subscription.rowsFromDatabase);
+      end = rows[rows.length - 1].id;
+    }
+    subscription.rowsFromDatabase += rows.length;
+    if (rows.length > 0) client.send(new RowBatch(rows));
+    subscription.cursor = end;
+    return true;
+  }
+
+  /** The rows after `after` and below the ring, read and serialized once for every client that needs them. */
+  private catchUpPage(after: number): CatchUpPage {
+    const cached = this.catchUpCache.get(after);
+    if (cached) return cached;
+    const reader = this.currentReader();
+    if (!reader) throw new Error('database not open');
+    const upTo = this.ring.floor;
+    const rows = reader.rowsBetween(after, upTo, this.options.pageRows);
+    this.releaseIfIdle();
     const encoded = this.encodeRows(rows, CATCH_UP_CHUNK_BYTES);
     this.counters.rowsFromDatabase += encoded.length;
-    subscription.rowsFromDatabase += encoded.length;
-    if (encoded.length > 0) client.send(new RowBatch(encoded));
-    const complete = rows.length < pageRows && encoded.length === rows.length;
-    subscription.cursor = complete ? upTo : encoded[encoded.length - 1].id;
-    return true;
+    const complete = rows.length < this.options.pageRows && encoded.length === rows.length;
+    const page = {
+      rows: encoded,
+      end: complete ? upTo : encoded[encoded.length - 1].id,
+      bytes: encoded.reduce((sum, row) => sum + row.bytes, 0),
+    };
+    this.catchUpCache.set(after, page);
+    return page;
   }
 
   private waitForDrain(client: Client, subscription: Subscription): void {
     subscription.stalledSince = Date.now();
-    client.whenDrained(() => this.catchUp(client));
+    client.whenDrained(() => this.scheduleCatchUp(client));
+  }
+
+  private scheduleCatchUp(client: Client): void {
+    this.catchUpQueue.push(client);
+    if (!this.catchUpArmed) {
+      this.catchUpArmed = true;
+      setImmediate(this.runCatchUpsBound);
+    }
+  }
+
+  /**
+   * Runs due catch-up steps for at most CATCH_UP_TURN_MS, then yields: when a hundred parked clients drain at once,
+   * their database pages are not all read in one turn of the event loop.
+   */
+  private runCatchUps(): void {
+    this.catchUpArmed = false;
+    const deadline = performance.now() + CATCH_UP_TURN_MS;
+    let done = 0;
+    while (done < this.catchUpQueue.length) {
+      this.catchUp(this.catchUpQueue[done++]);
+      if (performance.now() > deadline) break;
+    }
+    this.catchUpQueue = this.catchUpQueue.slice(done);
+    if (this.catchUpQueue.length > 0) {
+      this.catchUpArmed = true;
+      setImmediate(this.runCatchUpsBound);
+    }
   }
 
   /** A file event: read soon. Events that arrive before the read are folded into it. */
@@ -375,6 +429,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       if (file === 'same') return this.reader;
       this.reader.close();
       this.reader = undefined;
+      this.catchUpCache.clear();
       if (file === 'missing') {
         this.databaseWasGone = true;
         this.setDatabaseStatus('missing', `database ${this.options.path} disappeared; streams stay open and resume when it is back`);
@@ -447,6 +502,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       `database ${this.options.path} was replaced: its highest id ${tableMax} is below the last id served ${this.lastIdRead}; clients continue from ${restartId}`,
     );
     this.lastIdRead = restartId;
+    this.catchUpCache.clear();
     if (restartId === tableMax) this.loadRing(reader);
     else this.ring.reset(restartId);
     for (const map of [this.live, this.catchingUp]) {
@@ -457,13 +513,24 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
         }
       }
     }
+    // Rows committed since the table's end was read are already in the ring: live clients behind them catch up.
+    for (const [client, subscription] of this.live) {
+      if (subscription.cursor >= this.lastIdRead) continue;
+      this.live.delete(client);
+      this.catchingUp.set(client, subscription);
+      this.scheduleCatchUp(client);
+    }
     if (restartId < tableMax) this.doorbell();
   }
 
-  /** Fill the ring with the newest rows, newest first, until either bound is reached. */
+  /**
+   * Fill the ring with the newest rows, newest first, until either bound is reached, and take the last id from
+   * the same read: a commit between two separate reads would otherwise enter the ring and the live read twice.
+   */
   private loadRing(reader: TableReader): void {
     const { historyRows, historyBytes } = this.options;
     const rows = reader.newestRows(historyRows);
+    if (rows.length > 0) this.lastIdRead = this.idOf(rows[rows.length - 1]);
     const kept: EncodedRow[] = [];
     let bytes = 0;
     for (let i = rows.length - 1; i >= 0; i--) {
@@ -480,7 +547,11 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   }
 
   private encode(row: Row): EncodedRow {
-    return new EncodedRow(Number(row[this.info!.idColumn] as bigint), row, this.options.event);
+    return new EncodedRow(this.idOf(row), row, this.options.event);
+  }
+
+  private idOf(row: Row): number {
+    return Number(row[this.info!.idColumn] as bigint);
   }
 
   /** Encode rows in order, stopping (after at least one) once `maxBytes` is passed. */

@@ -1,0 +1,60 @@
+import type { EncodedRow } from './encoded-row.js';
+
+/** A page of rows read from the database for catching clients up: the rows after `after`, and where it ends. */
+export interface CatchUpPage {
+  readonly rows: readonly EncodedRow[];
+  /** The cursor after this page: the last row's id, or further when no row lies between it and the ring. */
+  readonly end: number;
+  readonly bytes: number;
+}
+
+/**
+ * Recently read catch-up pages, keyed by the cursor they start after, bounded by bytes.
+ * Clients that fell behind during one burst stop at the same batch boundaries, so they ask for the same pages:
+ * each page is read and serialized once for all of them instead of once per client.
+ */
+export class CatchUpCache {
+  private readonly pages = new Map<number, CatchUpPage>();
+  private byteCount = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(after: number): CatchUpPage | undefined {
+    const page = this.pages.get(after);
+    if (page) {
+      // Move to the back: the map's order is the eviction order.
+      this.pages.delete(after);
+      this.pages.set(after, page);
+    }
+    return page;
+  }
+
+  set(after: number, page: CatchUpPage): void {
+    if (page.bytes > this.maxBytes) return;
+    this.delete(after);
+    this.pages.set(after, page);
+    this.byteCount += page.bytes;
+    for (const [key, oldest] of this.pages) {
+      if (this.byteCount <= this.maxBytes) break;
+      this.pages.delete(key);
+      this.byteCount -= oldest.bytes;
+    }
+  }
+
+  /** Forget every page (the database was replaced). */
+  clear(): void {
+    this.pages.clear();
+    this.byteCount = 0;
+  }
+
+  get bytes(): number {
+    return this.byteCount;
+  }
+
+  private delete(after: number): void {
+    const page = this.pages.get(after);
+    if (!page) return;
+    this.pages.delete(after);
+    this.byteCount -= page.bytes;
+  }
+}
