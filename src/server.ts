@@ -109,9 +109,12 @@ export class SseServer {
       for (const socket of this.sockets) socket.destroy();
     }, 500);
     await closed;
+    // Fix (found by test/logs.test.ts): http.close() does not wait for upgraded (WebSocket) sockets, so the CLI exited
+    // before their close handshake ended and their 'close' handlers never ran (no "closed ws stream" line, no metric).
+    // Wait for every socket (the force timer above still ends this within 500 ms), then one turn: ws emits its
+    // 'close' a tick after the socket's.
+    await Promise.all([...this.sockets].map((socket) => new Promise((resolve) => socket.once('close', resolve))));
     clearTimeout(force);
-    // Fix (found by test/logs.test.ts): ws emits a socket's 'close' a tick after the http server's own 'close', so the
-    // CLI's process.exit() ran first and WebSocket closes at shutdown were never logged or counted. Let them run.
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
