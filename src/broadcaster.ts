@@ -146,8 +146,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     for (let delay = 5; ; delay = Math.min(delay * 2, 250)) {
       try {
         this.reader = this.openReader();
-        this.lastIdRead = this.reader.maxId();
-        this.loadRing(this.reader);
+        this.loadRing(this.reader, this.reader.maxId());
         return;
       } catch (error) {
         this.reader?.close();
@@ -462,11 +461,12 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   private checkTableEnd(reader: TableReader): boolean {
     const tableMax = reader.maxId();
     const cameBack = this.databaseWasGone;
+    const replaced = tableMax < this.lastIdRead;
+    if (replaced) this.restartFrom(reader, tableMax, cameBack ? 0 : tableMax);
+    // Only now: a busy error above keeps the flag for the retry.
     this.databaseWasGone = false;
     this.setDatabaseStatus('ok');
-    if (tableMax >= this.lastIdRead) return true;
-    this.restartFrom(reader, tableMax, cameBack ? 0 : tableMax);
-    return !cameBack;
+    return !(replaced && cameBack);
   }
 
   /** Opens the database read-only and remembers what healthz and the encoder need from it. */
@@ -498,13 +498,16 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    * A database that went missing and came back restarts from 0: its rows were written after it came back.
    */
   private restartFrom(reader: TableReader, tableMax: number, restartId: number): void {
-    this.warn(
-      `database ${this.options.path} was replaced: its highest id ${tableMax} is below the last id served ${this.lastIdRead}; clients continue from ${restartId}`,
-    );
-    this.lastIdRead = restartId;
+    const served = this.lastIdRead;
+    // Read first: a busy error here leaves every state as it was, and the retry restarts again.
+    if (restartId === tableMax) {
+      this.loadRing(reader, restartId);
+    } else {
+      this.lastIdRead = restartId;
+      this.ring.reset(restartId);
+    }
+    this.warn(`database ${this.options.path} was replaced: its highest id ${tableMax} is below the last id served ${served}; clients continue from ${restartId}`);
     this.catchUpCache.clear();
-    if (restartId === tableMax) this.loadRing(reader);
-    else this.ring.reset(restartId);
     for (const map of [this.live, this.catchingUp]) {
       for (const [client, subscription] of map) {
         if (subscription.cursor > restartId) {
@@ -527,10 +530,10 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    * Fill the ring with the newest rows, newest first, until either bound is reached, and take the last id from
    * the same read: a commit between two separate reads would otherwise enter the ring and the live read twice.
    */
-  private loadRing(reader: TableReader): void {
+  private loadRing(reader: TableReader, emptyTableLastId: number): void {
     const { historyRows, historyBytes } = this.options;
     const rows = reader.newestRows(historyRows);
-    if (rows.length > 0) this.lastIdRead = this.idOf(rows[rows.length - 1]);
+    this.lastIdRead = rows.length > 0 ? this.idOf(rows[rows.length - 1]) : emptyTableLastId;
     const kept: EncodedRow[] = [];
     let bytes = 0;
     for (let i = rows.length - 1; i >= 0; i--) {

@@ -69,9 +69,10 @@ export class SseServer {
         onError: (error) => logger.warn(`request failed: ${error.message}`),
       });
       const http = createHttpServer(options, app.handle as RequestListener);
-      // A malformed request gets a plain 400 and its socket closed; nothing is logged with a stack.
-      http.on('clientError', (_error: Error, socket: Socket) => {
-        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      // A malformed request gets a plain 400 (a slow one 408) and its socket closed; nothing is logged with a stack.
+      http.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+        const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+        if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         else socket.destroy();
       });
       http.on('upgrade', new WsEndpoint({ access, broadcaster, connections, metrics }).handleUpgrade);
