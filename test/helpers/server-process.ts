@@ -25,7 +25,7 @@ export async function startServer(args: string[], options: { cwd?: string; timeo
   const port = await withTimeout(
     new Promise<number>((resolve, reject) => {
       const onData = () => {
-        const match = /listening on http:\/\/[^\s]*:(\d+) /.exec(output);
+        const match = /listening on https?:\/\/[^\s]*:(\d+) /.exec(output);
         if (match) {
           child.stdout!.off('data', onData);
           resolve(Number(match[1]));
