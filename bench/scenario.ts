@@ -1,0 +1,306 @@
+/**
+ * One measured run: a fresh database in /tmp, the target server as its own process, the load processes, the writer;
+ * everything stopped and removed in `finally`, whatever fails.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import type { Baseline, BenchOptions } from './args.js';
+import { wallMs } from './clock.js';
+import { HealthzProbe } from './healthz-probe.js';
+import { LoadPool, type MergedReport } from './load-pool.js';
+import { cpuMs, forgetDirectory, forkScript, trackDirectory, nextMessage, OPEN_FILES, openFilesLimit, rssKiB, startListening, stopChild, type ListeningProcess } from './processes.js';
+import { SseConnection, Tally } from './sse-connection.js';
+import { Histogram } from './stats.js';
+import { sleep } from './wait.js';
+import { BENCH_SCHEMA, type WriterCommand, type WriterReport } from './writer.js';
+
+export type Target = 'sqlite-sse' | Baseline;
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+/** The server under test, started the way a user starts it. */
+export const SERVER_CLI = here('../src/cli.js');
+const POLLING = here('./polling-baseline.js');
+const RAW = here('./raw-ceiling.js');
+const WRITER = here('./writer.js');
+
+export interface Placement {
+  /** CPUs of the process under test (taskset list), or undefined: not pinned. */
+  serverCpus?: string;
+  /** CPUs of load processes and the writer. */
+  loadCpus?: string;
+}
+
+export interface CommonResult {
+  target: Target;
+  clients: number;
+  open: number;
+  failed: number;
+  openErrors: string[];
+  /** Connect to the stream's first byte, ms. */
+  openMs: Histogram;
+  serverOpenFiles: number;
+  rssBeforeKiB: number;
+  rssConnectedKiB: number;
+  idleCpuPercent: number;
+  warnings: string[];
+}
+
+export interface StreamResult extends CommonResult {
+  writer: WriterReport;
+  delivered: MergedReport;
+  /** Rows each client should have received, times clients. */
+  expected: number;
+  deliveriesPerSecond: number;
+  serverCpuMs: number;
+  /** Server CPU while writing, as a share of one core. */
+  serverCpuPercent: number;
+  /** CPU of the load processes while writing, as a share of one core: near 100 × their CPUs, they are the bottleneck. */
+  loadCpuPercent: number;
+  /** Time to the first row for a client connecting with a cursor one row back (undefined for the ceiling). */
+  firstEventMs: Histogram | undefined;
+}
+
+export interface BurstResult extends StreamResult {
+  healthz: Histogram;
+  healthzFailures: number;
+  peakRssKiB: number;
+}
+
+export interface ScenarioContext {
+  options: BenchOptions;
+  placement: Placement;
+  log: (line: string) => void;
+}
+
+function createDatabase(directory: string): string {
+  const path = join(directory, 'bench.db');
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.exec(BENCH_SCHEMA);
+  db.close();
+  return path;
+}
+
+function targetArgs(target: Target, db: string, context: ScenarioContext): string[] {
+  switch (target) {
+    case 'sqlite-sse': {
+      const prof = context.options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', context.options.cpuProf] : [];
+      return [...prof, context.options.server ?? SERVER_CLI, '--db', db, '--table', 'messages', '--port', '0', '--host', '127.0.0.1', ...context.options.serverArgs];
+    }
+    case 'poll100':
+      return [POLLING, '--db', db, '--port', '0', '--interval-ms', '100'];
+    case 'poll5000':
+      return [POLLING, '--db', db, '--port', '0', '--interval-ms', '5000'];
+    case 'raw':
+      return [RAW, '--port', '0', '--feed-port', '0'];
+  }
+}
+
+/** Runs `body` with a fresh database, the target and `clients` connected streams; cleans everything up. */
+async function withConnected<T>(
+  target: Target,
+  clients: number,
+  context: ScenarioContext,
+  body: (setup: { db: string; server: ListeningProcess; pool: LoadPool; common: CommonResult }) => Promise<T>,
+): Promise<T> {
+  const directory = trackDirectory(mkdtempSync(join(tmpdir(), 'sqlite-sse-bench-')));
+  let server: ListeningProcess | undefined;
+  let pool: LoadPool | undefined;
+  try {
+    const db = createDatabase(directory);
+    server = await startListening(targetArgs(target, db, context), { cpus: context.placement.serverCpus });
+    const warnings: string[] = [];
+    const serverOpenFiles = openFilesLimit(server.pid);
+    if (serverOpenFiles < clients + 64) warnings.push(`${target} may open only ${serverOpenFiles} files (wanted ${OPEN_FILES}): fewer than ${clients} clients need`);
+    await sleep(300);
+    const rssBeforeKiB = rssKiB(server.pid);
+    pool = new LoadPool(clients, context.options.perProcess, context.placement.loadCpus);
+    warnings.push(...pool.warnings);
+    const opened = await pool.open(server.host, server.port, '/events?lastEventId=0', 30000 + clients * 5);
+    if (opened.failed > 0) warnings.push(`${opened.failed} of ${clients} connections failed: ${opened.errors.join('; ')}`);
+    // Let the server settle (allocations, the first GC) before reading its memory.
+    await sleep(1000);
+    const rssConnectedKiB = rssKiB(server.pid);
+    const idleStart = cpuMs(server.pid);
+    const idleAt = wallMs();
+    await sleep(context.options.idleSeconds * 1000);
+    const idleCpuPercent = ((cpuMs(server.pid) - idleStart) / (wallMs() - idleAt)) * 100;
+    const common: CommonResult = {
+      target,
+      clients,
+      open: opened.open,
+      failed: opened.failed,
+      openErrors: opened.errors,
+      openMs: opened.openMs,
+      serverOpenFiles,
+      rssBeforeKiB,
+      rssConnectedKiB,
+      idleCpuPercent,
+      warnings,
+    };
+    return await body({ db, server, pool, common });
+  } catch (error) {
+    // A server that died explains the failure better than whatever failed next.
+    if (server && server.child.exitCode !== null) {
+      throw new Error(`${target} exited ${server.child.exitCode} during the run: ${server.output().trim().split('\n').slice(-5).join(' | ')}`);
+    }
+    throw error;
+  } finally {
+    await pool?.close().catch(() => undefined);
+    if (server) await server.stop(3000);
+    rmSync(directory, { recursive: true, force: true });
+    forgetDirectory(directory);
+  }
+}
+
+async function write(db: string, server: ListeningProcess, context: ScenarioContext, overrides: Partial<WriterCommand> = {}): Promise<WriterReport> {
+  const { options } = context;
+  const command: WriterCommand = {
+    cmd: 'write',
+    db,
+    rate: options.rate,
+    rowsPerCommit: options.rowsPerCommit,
+    rowBytes: options.rowBytes,
+    duration: options.duration,
+    synchronous: options.synchronous,
+    feed: server.feedPort ? { host: server.host, port: server.feedPort } : undefined,
+    ...overrides,
+  };
+  const writer = forkScript(WRITER, { cpus: context.placement.loadCpus });
+  try {
+    const reply = nextMessage<WriterReport>(writer, 'written', command.duration * 1000 + 120000);
+    writer.send(command);
+    return await reply;
+  } finally {
+    await stopChild(writer, 1000);
+  }
+}
+
+/** Connects `count` probe streams at once with a cursor one row back and times each one's first row. */
+async function firstEventTimes(server: ListeningProcess, cursor: number, count: number, timeoutMs: number): Promise<Histogram> {
+  const times = new Histogram();
+  const tally = new Tally();
+  const probes: SseConnection[] = [];
+  await new Promise<void>((resolve) => {
+    let left = count;
+    const timer = setTimeout(resolve, timeoutMs);
+    const one = () => {
+      if (--left === 0) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    for (let i = 0; i < count; i++) {
+      let counted = false;
+      const once = (connection: SseConnection) => {
+        if (counted) return;
+        counted = true;
+        if (connection.firstEventAt) times.record(connection.firstEventAt - connection.startedAt);
+        one();
+      };
+      probes.push(new SseConnection({ host: server.host, port: server.port, path: `/events?lastEventId=${cursor}` }, cursor, tally, { onFirstEvent: once, onEnd: once }));
+    }
+  });
+  for (const probe of probes) probe.close();
+  return times;
+}
+
+/** Summed CPU ms of processes that may have exited (then they count 0). */
+function cpuOf(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      total += cpuMs(pid);
+    } catch {
+      /* exited */
+    }
+  }
+  return total;
+}
+
+function streamResult(
+  common: CommonResult,
+  writer: WriterReport,
+  delivered: MergedReport,
+  cpu: number,
+  wallMs: number,
+  firstEventMs: Histogram | undefined,
+  loadCpu = NaN,
+): StreamResult {
+  const seconds = Math.max(0.001, (delivered.lastReceiptAt - writer.startedAt) / 1000);
+  return {
+    ...common,
+    writer,
+    delivered,
+    expected: common.open * writer.rows,
+    deliveriesPerSecond: delivered.deliveries / seconds,
+    serverCpuMs: cpu,
+    serverCpuPercent: (cpu / wallMs) * 100,
+    loadCpuPercent: (loadCpu / wallMs) * 100,
+    firstEventMs,
+  };
+}
+
+/** Streaming run: `clients` connected, the writer at the configured rate, then time-to-first-event probes. */
+export function runStream(target: Target, clients: number, context: ScenarioContext): Promise<StreamResult> {
+  return withConnected(target, clients, context, async ({ db, server, pool, common }) => {
+    const cpuStart = cpuMs(server.pid);
+    const loadStart = cpuOf(pool.pids);
+    const startedAt = wallMs();
+    const writer = await write(db, server, context);
+    const loadCpu = cpuOf(pool.pids) - loadStart;
+    const writeElapsed = wallMs() - startedAt;
+    const delivered = await pool.finish(writer.lastId, target === 'poll5000' ? 20000 : 15000);
+    const cpu = cpuMs(server.pid) - cpuStart;
+    const elapsed = wallMs() - startedAt;
+    const firstEventMs = target === 'raw' ? undefined : await firstEventTimes(server, writer.lastId - 1, 10, 12000);
+    return { ...streamResult(common, writer, delivered, cpu, elapsed, firstEventMs), loadCpuPercent: (loadCpu / writeElapsed) * 100 };
+  });
+}
+
+/** Burst run: `rows` rows in one transaction with `clients` connected, /healthz probed all along. */
+export function runBurst(rows: number, clients: number, context: ScenarioContext): Promise<BurstResult> {
+  return withConnected('sqlite-sse', clients, context, async ({ db, server, pool, common }) => {
+    const probe = new HealthzProbe(server.host, server.port, 5, 200000);
+    let peakRssKiB = common.rssConnectedKiB;
+    const sampler = setInterval(() => {
+      try {
+        peakRssKiB = Math.max(peakRssKiB, rssKiB(server.pid));
+      } catch {
+        /* the server exited; the run reports it */
+      }
+    }, 50);
+    try {
+      await sleep(300);
+      const cpuStart = cpuMs(server.pid);
+      const startedAt = wallMs();
+      const writer = await write(db, server, context, { burst: rows, duration: 0 });
+      const delivered = await pool.finish(writer.lastId, 150000);
+      const cpu = cpuMs(server.pid) - cpuStart;
+      const elapsed = wallMs() - startedAt;
+      await sleep(200);
+      const probed = await probe.stop();
+      return { ...streamResult(common, writer, delivered, cpu, elapsed, undefined), healthz: probed.ttfb, healthzFailures: probed.failures, peakRssKiB };
+    } finally {
+      clearInterval(sampler);
+      await probe.stop();
+    }
+  });
+}
+
+/** Capacity run: hold `clients` idle streams, then one row to all of them. */
+export function runHold(target: Target, clients: number, context: ScenarioContext): Promise<StreamResult> {
+  return withConnected(target, clients, context, async ({ db, server, pool, common }) => {
+    const cpuStart = cpuMs(server.pid);
+    const startedAt = wallMs();
+    const writer = await write(db, server, context, { burst: 1, duration: 0 });
+    const delivered = await pool.finish(writer.lastId, 60000);
+    const cpu = cpuMs(server.pid) - cpuStart;
+    const elapsed = wallMs() - startedAt;
+    const firstEventMs = target === 'raw' ? undefined : await firstEventTimes(server, writer.lastId - 1, 10, 12000);
+    return streamResult(common, writer, delivered, cpu, elapsed, firstEventMs);
+  });
+}

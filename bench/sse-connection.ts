@@ -1,0 +1,159 @@
+import { connect, type Socket } from 'node:net';
+import { wallMs } from './clock.js';
+import { HttpStreamReader } from './http-stream.js';
+import { SseParser, type SseEvent } from './sse-parser.js';
+import { Histogram } from './stats.js';
+
+/** Counters shared by every connection of one load process. */
+export class Tally {
+  /** Commit-to-receipt latency of every row delivered after the run's start. */
+  readonly latency = new Histogram();
+  deliveries = 0;
+  lost = 0;
+  duplicated = 0;
+  /** Events that were not rows (for example a `reset`). */
+  otherEvents = 0;
+  /** Rows whose JSON had no numeric `sent_at`. */
+  unstamped = 0;
+  bytes = 0;
+  firstReceiptAt = Infinity;
+  lastReceiptAt = 0;
+}
+
+export interface ConnectionTarget {
+  host: string;
+  port: number;
+  /** Request path, e.g. `/events?lastEventId=0`. */
+  path: string;
+}
+
+/**
+ * One SSE stream over a raw socket, cheap enough to hold thousands per process. It checks that ids arrive
+ * exactly once and in order from its cursor on (`id = cursor + 1, cursor + 2, ...`: the bench's writer is the only
+ * writer, so ids have no gaps) and records each row's commit-to-receipt latency from its `sent_at` column.
+ */
+export class SseConnection {
+  readonly socket: Socket;
+  /** The next id expected. */
+  private expected: number;
+  private readonly tally: Tally;
+  private readonly reader: HttpStreamReader;
+  private readonly parser: SseParser;
+  private receivedAt = 0;
+  readonly startedAt = wallMs();
+  /** When the first body byte (the `retry:` line) arrived: the stream is open. */
+  openedAt = 0;
+  /** When the first row event arrived. */
+  firstEventAt = 0;
+  status = 0;
+  error: string | undefined;
+  ended = false;
+  private onOpen: ((connection: SseConnection) => void) | undefined;
+  private onFirstEvent: ((connection: SseConnection) => void) | undefined;
+
+  constructor(
+    target: ConnectionTarget,
+    cursor: number,
+    tally: Tally,
+    callbacks: { onOpen?: (c: SseConnection) => void; onFirstEvent?: (c: SseConnection) => void; onEnd?: (c: SseConnection) => void } = {},
+  ) {
+    this.expected = cursor + 1;
+    this.tally = tally;
+    this.onOpen = callbacks.onOpen;
+    this.onFirstEvent = callbacks.onFirstEvent;
+    this.parser = new SseParser({ onEvent: (event) => this.event(event) });
+    this.reader = new HttpStreamReader({
+      onHead: (status) => {
+        this.status = status;
+        if (status !== 200) this.fail(`status ${status}`);
+      },
+      onBody: (chunk) => {
+        if (this.openedAt === 0) {
+          this.openedAt = this.receivedAt;
+          const onOpen = this.onOpen;
+          this.onOpen = undefined;
+          onOpen?.(this);
+        }
+        this.parser.feed(chunk);
+      },
+      onEnd: () => this.fail('stream ended'),
+      onError: (message) => this.fail(message),
+    });
+    this.socket = connect({ host: target.host, port: target.port, noDelay: true });
+    this.socket.on('connect', () => {
+      this.socket.write(`GET ${target.path} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\nAccept: text/event-stream\r\n\r\n`);
+    });
+    this.socket.on('data', (chunk: Buffer) => {
+      // One timestamp per chunk: every event in it arrived at the same moment.
+      this.receivedAt = wallMs();
+      tally.bytes += chunk.length;
+      this.reader.feed(chunk);
+    });
+    this.socket.on('error', (error) => this.fail(error.message));
+    this.socket.on('close', () => {
+      if (!this.ended) this.fail('connection closed');
+      callbacks.onEnd?.(this);
+    });
+  }
+
+  /** The id of the last row received in order. */
+  get lastId(): number {
+    return this.expected - 1;
+  }
+
+  private event(event: SseEvent): void {
+    if (event.event !== 'message') {
+      this.tally.otherEvents++;
+      return;
+    }
+    const id = Number(event.id);
+    const tally = this.tally;
+    if (id < this.expected) {
+      tally.duplicated++;
+      return;
+    }
+    if (id > this.expected) tally.lost += id - this.expected;
+    this.expected = id + 1;
+    tally.deliveries++;
+    const at = this.receivedAt;
+    if (at < tally.firstReceiptAt) tally.firstReceiptAt = at;
+    if (at > tally.lastReceiptAt) tally.lastReceiptAt = at;
+    const sentAt = sentAtOf(event.data);
+    if (sentAt === undefined) tally.unstamped++;
+    else tally.latency.record(at - sentAt);
+    if (this.firstEventAt === 0) {
+      this.firstEventAt = at;
+      const onFirstEvent = this.onFirstEvent;
+      this.onFirstEvent = undefined;
+      onFirstEvent?.(this);
+    }
+  }
+
+  /** Counts the rows up to `finalId` that never came, once, when the run ends. */
+  settle(finalId: number): void {
+    if (finalId >= this.expected) {
+      this.tally.lost += finalId - this.expected + 1;
+      this.expected = finalId + 1;
+    }
+  }
+
+  private fail(message: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.error = message;
+    this.socket.destroy();
+  }
+
+  close(): void {
+    this.ended = true;
+    this.socket.destroy();
+  }
+}
+
+/** The `sent_at` of a row's JSON, found without parsing the whole row. */
+export function sentAtOf(json: string): number | undefined {
+  const at = json.lastIndexOf('"sent_at":');
+  if (at === -1) return undefined;
+  const value = parseFloat(json.slice(at + 10));
+  return Number.isFinite(value) ? value : undefined;
+}
