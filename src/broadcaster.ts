@@ -228,8 +228,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     }
     this.releaseIfIdle();
     if (tableMax !== undefined && tableMax >= cursor) {
-      // The rows up to `cursor` are on their way; publish() skips what this client already has.
+      // The rows up to `cursor` are on their way (read them now); publish() skips what this client already has.
       subscription.cursor = cursor;
+      this.doorbell();
     } else {
       client.sendReset(this.lastIdRead, cursor);
       subscription.cursor = this.lastIdRead;
