@@ -5,7 +5,7 @@ import type { Client } from './client.js';
 import { EncodedRow, RowBatch } from './encoded-row.js';
 import { ErrorCodes, type SseError } from './errors.js';
 import { Ring } from './ring.js';
-import { isBusyError, TableReader, type Row, type TableInfo } from './table-reader.js';
+import { isBusyError, TableReader, type Row, type RowPage, type TableInfo } from './table-reader.js';
 import { DatabaseWatcher, type WatcherBackend } from './watcher.js';
 
 export interface BroadcasterOptions {
@@ -303,11 +303,11 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     const reader = this.currentReader();
     if (!reader) throw new Error('database not open');
     const upTo = this.ring.floor;
-    const rows = reader.rowsBetween(after, upTo, this.options.pageRows);
+    const read = reader.rowsBetween(after, upTo, this.options.pageRows, CATCH_UP_CHUNK_BYTES);
     this.releaseIfIdle();
-    const encoded = this.encodeRows(rows, CATCH_UP_CHUNK_BYTES);
+    const encoded = read.rows.map((row) => this.encode(row));
     this.counters.rowsFromDatabase += encoded.length;
-    const complete = rows.length < this.options.pageRows && encoded.length === rows.length;
+    const complete = encoded.length < this.options.pageRows && !read.cut;
     const page = {
       rows: encoded,
       end: complete ? upTo : encoded[encoded.length - 1].id,
@@ -373,15 +373,15 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     if (this.state !== 'running') return;
     const reader = this.currentReader();
     if (!reader) return;
-    let rows: Row[];
+    let page: RowPage;
     let moot = false;
     try {
-      rows = reader.rowsAfter(this.lastIdRead, this.options.pageRows);
+      page = reader.rowsAfter(this.lastIdRead, this.options.pageRows, PAGE_BYTES);
       // A doorbell that brought no row may mean the file was overwritten in place by an older copy.
       // Fix (found by test/chaos.test.ts): checkTableEnd() runs its own query (MAX(id)), which in a rollback-journal
       // database can meet a writer's lock right after the read above succeeded; thrown outside this try, that
       // SQLITE_BUSY was an uncaught exception that killed the server. It is now retried like any busy read.
-      if (rows.length === 0 && this.settleStep === 0) moot = !this.checkTableEnd(reader);
+      if (page.rows.length === 0 && this.settleStep === 0) moot = !this.checkTableEnd(reader);
     } catch (error) {
       this.readFailed(error);
       return;
@@ -389,14 +389,14 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.busyStep = 0;
     this.setDatabaseStatus('ok');
     if (moot) return;
-    const encoded = this.encodeRows(rows, PAGE_BYTES);
+    const encoded = page.rows.map((row) => this.encode(row));
     if (encoded.length > 0) {
       this.counters.rowsRead += encoded.length;
       if (this.rangAt !== 0) this.emit('read', (performance.now() - this.rangAt) / 1000, encoded.length);
       this.rangAt = 0;
       this.publish(encoded);
     }
-    if (rows.length === this.options.pageRows || encoded.length < rows.length) {
+    if (encoded.length === this.options.pageRows || page.cut) {
       this.readQueued = true;
       setImmediate(this.readPassBound);
       return;
@@ -533,21 +533,13 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    */
   private loadRing(reader: TableReader, emptyTableLastId: number): void {
     const { historyRows, historyBytes } = this.options;
-    const rows = reader.newestRows(historyRows);
+    const { rows, cut } = reader.newestRows(historyRows, historyBytes);
     this.lastIdRead = rows.length > 0 ? this.idOf(rows[rows.length - 1]) : emptyTableLastId;
-    const kept: EncodedRow[] = [];
-    let bytes = 0;
-    for (let i = rows.length - 1; i >= 0; i--) {
-      const row = this.encode(rows[i]);
-      if (bytes + row.bytes > historyBytes) break;
-      bytes += row.bytes;
-      kept.push(row);
-    }
-    kept.reverse();
-    const wholeTable = kept.length === rows.length && rows.length < historyRows;
-    const floor = kept.length === 0 ? this.lastIdRead : wholeTable ? -Infinity : kept[0].id - 1;
+    const wholeTable = !cut && rows.length < historyRows;
+    const floor = rows.length === 0 ? this.lastIdRead : wholeTable ? -Infinity : this.idOf(rows[0]) - 1;
     this.ring = new Ring(historyRows, historyBytes, floor);
-    for (const row of kept) this.ring.push(row);
+    // The ring's own byte bound evicts the oldest of these if their frames take more than the rows did.
+    for (const row of rows) this.ring.push(this.encode(row));
   }
 
   private encode(row: Row): EncodedRow {
@@ -556,19 +548,6 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
 
   private idOf(row: Row): number {
     return Number(row[this.info!.idColumn] as bigint);
-  }
-
-  /** Encode rows in order, stopping (after at least one) once `maxBytes` is passed. */
-  private encodeRows(rows: Row[], maxBytes: number): EncodedRow[] {
-    const out: EncodedRow[] = [];
-    let bytes = 0;
-    for (const row of rows) {
-      const encoded = this.encode(row);
-      out.push(encoded);
-      bytes += encoded.bytes;
-      if (bytes >= maxBytes) break;
-    }
-    return out;
   }
 
   /** Rows read once, serialized once, kept in the ring, and the same batch written to every live client. */
