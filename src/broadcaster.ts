@@ -4,6 +4,7 @@ import { CatchUpCache, type CatchUpPage } from './catch-up-cache.js';
 import type { Client } from './client.js';
 import { EncodedRow, RowBatch } from './encoded-row.js';
 import { ErrorCodes, type SseError } from './errors.js';
+import { ReadLoop, type PassOutcome } from './read-loop.js';
 import { Ring } from './ring.js';
 import { isBusyError, TableReader, type Row, type RowPage, type TableInfo } from './table-reader.js';
 import { DatabaseWatcher, type WatcherBackend } from './watcher.js';
@@ -68,10 +69,6 @@ interface Subscription {
   rowsFromDatabase: number;
 }
 
-/** After a doorbell, look again after these delays: a commit can become visible a little after its file event. */
-const SETTLE_DELAYS_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
-/** While another connection holds a lock, try again after 1, 2, 4 ... ms, at most this long apart. */
-const BUSY_RETRY_MAX_MS = 100;
 /** Bytes per write while a client catches up, so a resuming client never holds much more than this. */
 const CATCH_UP_CHUNK_BYTES = 256 * 1024;
 /** A page of rows read live is cut at this many bytes, so huge rows do not make huge pages. */
@@ -91,8 +88,6 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   private reader: TableReader | undefined;
   private info: TableInfo | undefined;
   private journalMode: string | undefined;
-  /** No read is queued or settling: the connection may be closed. */
-  private idle = true;
   private readonly watcher: DatabaseWatcher;
   private ring: Ring<EncodedRow>;
   private lastIdRead = 0;
@@ -103,21 +98,17 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   /** The database went missing or could not be opened since the last good read: what comes back is new. */
   private databaseWasGone = false;
   private lastWarning = '';
-  private readQueued = false;
-  private settleStep = 0;
-  private settleTimer: NodeJS.Timeout | undefined;
-  private busyStep = 0;
-  private busyTimer: NodeJS.Timeout | undefined;
+  private readonly readLoop = new ReadLoop(
+    (firstAfterDoorbell) => this.readOnce(firstAfterDoorbell),
+    () => this.releaseIfIdle(),
+  );
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
-  private readonly readPassBound = () => this.readPass();
   private readonly catchUpCache = new CatchUpCache(CATCH_UP_CACHE_BYTES);
   /** Clients whose next catch-up step is due, served a few at a time (see runCatchUps). */
   private catchUpQueue: Client[] = [];
   private catchUpArmed = false;
   private readonly runCatchUpsBound = () => this.runCatchUps();
-  /** When the doorbell rang that the next rows answer (0: none pending). */
-  private rangAt = 0;
   readonly counters: BroadcasterCounters = { rowsRead: 0, replaysFromMemory: 0, replaysFromDatabase: 0, rowsFromDatabase: 0 };
 
   constructor(options: BroadcasterOptions) {
@@ -220,14 +211,16 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    * the last id, so no row that comes next is skipped.
    */
   private attachAhead(client: Client, subscription: Subscription, cursor: number): void {
-    let tableMax: number | undefined;
+    let tableHasCursor: boolean;
     try {
-      tableMax = this.currentReader()?.maxId();
+      const reader = this.currentReader();
+      tableHasCursor = reader !== undefined && reader.maxId() >= cursor;
     } catch {
-      tableMax = undefined;
+      // Locked this instant: a cursor from this table is far likelier than a replaced file; wait for the rows.
+      tableHasCursor = true;
     }
     this.releaseIfIdle();
-    if (tableMax !== undefined && tableMax >= cursor) {
+    if (tableHasCursor) {
       // The rows up to `cursor` are on their way (read them now); publish() skips what this client already has.
       subscription.cursor = cursor;
       this.doorbell();
@@ -349,77 +342,37 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     }
   }
 
-  /** A file event: read soon. Events that arrive before the read are folded into it. */
+  /** A file event (or anything that may have left rows unread): read soon. */
   private doorbell(): void {
-    if (this.state !== 'running') return;
-    if (this.rangAt === 0) this.rangAt = performance.now();
-    this.idle = false;
-    this.settleStep = 0;
-    clearTimeout(this.settleTimer);
-    if (!this.readQueued) {
-      this.readQueued = true;
-      setImmediate(this.readPassBound);
-    }
+    if (this.state === 'running') this.readLoop.ring();
   }
 
-  /**
-   * Read the rows after the last id, one page per pass; a full page means more, read on the next turn of the
-   * event loop so clients and sockets are served in between. A pass that ends the backlog arms the settle timer.
-   */
-  private readPass(): void {
-    this.readQueued = false;
-    clearTimeout(this.settleTimer);
-    clearTimeout(this.busyTimer);
-    if (this.state !== 'running') return;
-    const reader = this.currentReader();
-    if (!reader) return;
+  /** One read of the rows after the last id, one page, published at once; the read loop decides what comes next. */
+  private readOnce(firstAfterDoorbell: boolean): PassOutcome {
+    if (this.state !== 'running') return 'wait';
     let page: RowPage;
-    let moot = false;
     try {
+      const reader = this.currentReader();
+      if (!reader) return 'wait';
       page = reader.rowsAfter(this.lastIdRead, this.options.pageRows, PAGE_BYTES);
-      // A doorbell that brought no row may mean the file was overwritten in place by an older copy.
-      // Fix (found by test/chaos.test.ts): checkTableEnd() runs its own query (MAX(id)), which in a rollback-journal
-      // database can meet a writer's lock right after the read above succeeded; thrown outside this try, that
-      // SQLITE_BUSY was an uncaught exception that killed the server. It is now retried like any busy read.
-      if (page.rows.length === 0 && this.settleStep === 0) moot = !this.checkTableEnd(reader);
+      // A doorbell that brought no row may mean the file was overwritten in place by an older copy. Inside this
+      // try: its MAX(id) query can meet a writer's lock too (found by test/chaos.test.ts: an uncaught SQLITE_BUSY).
+      if (page.rows.length === 0 && firstAfterDoorbell && !this.checkTableEnd(reader)) return 'wait';
     } catch (error) {
-      this.readFailed(error);
-      return;
+      if (isBusyError(error)) return 'busy';
+      this.setDatabaseStatus('error', `reading ${this.options.path} failed: ${(error as Error).message}; will reopen it at the next change`);
+      this.reader?.close();
+      this.reader = undefined;
+      return 'wait';
     }
-    this.busyStep = 0;
     this.setDatabaseStatus('ok');
-    if (moot) return;
+    if (page.rows.length === 0) return 'nothing';
     const encoded = page.rows.map((row) => this.encode(row));
-    if (encoded.length > 0) {
-      this.counters.rowsRead += encoded.length;
-      if (this.rangAt !== 0) this.emit('read', (performance.now() - this.rangAt) / 1000, encoded.length);
-      this.rangAt = 0;
-      this.publish(encoded);
-    }
-    if (encoded.length === this.options.pageRows || page.cut) {
-      this.readQueued = true;
-      setImmediate(this.readPassBound);
-      return;
-    }
-    if (encoded.length > 0) this.settleStep = 0;
-    if (this.settleStep < SETTLE_DELAYS_MS.length) {
-      this.settleTimer = setTimeout(this.readPassBound, SETTLE_DELAYS_MS[this.settleStep++]);
-    } else {
-      this.rangAt = 0;
-      this.idle = true;
-      this.releaseIfIdle();
-    }
-  }
-
-  private readFailed(error: unknown): void {
-    if (isBusyError(error)) {
-      // Never wait on a lock inside better-sqlite3: it would block every client. Ring again shortly.
-      this.busyTimer = setTimeout(this.readPassBound, Math.min(2 ** this.busyStep++, BUSY_RETRY_MAX_MS));
-      return;
-    }
-    this.setDatabaseStatus('error', `reading ${this.options.path} failed: ${(error as Error).message}; will reopen it at the next change`);
-    this.reader?.close();
-    this.reader = undefined;
+    this.counters.rowsRead += encoded.length;
+    const latency = this.readLoop.takeLatency();
+    if (latency !== undefined) this.emit('read', latency, encoded.length);
+    this.publish(encoded);
+    return encoded.length === this.options.pageRows || page.cut ? 'more' : 'rows';
   }
 
   /** The open reader, reopening the database when its file was replaced or came back. */
@@ -442,9 +395,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     } catch (error) {
       this.reader?.close();
       this.reader = undefined;
-      if (isBusyError(error)) {
-        this.busyTimer = setTimeout(this.readPassBound, BUSY_RETRY_MAX_MS);
-      } else if ((error as SseError).code === ErrorCodes.DB_MISSING) {
+      // Locked: the caller tries again shortly.
+      if (isBusyError(error)) throw error;
+      if ((error as SseError).code === ErrorCodes.DB_MISSING) {
         this.databaseWasGone = true;
         this.setDatabaseStatus('missing', `database ${this.options.path} disappeared; streams stay open and resume when it is back`);
       } else {
@@ -487,7 +440,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    * writer's switch out of WAL mode; reopening costs about 0.2 ms, paid once per burst of commits.
    */
   private releaseIfIdle(): void {
-    if (!this.idle || this.readQueued || this.busyStep > 0 || !this.reader) return;
+    if (!this.readLoop.idle || !this.reader) return;
     this.reader.close();
     this.reader = undefined;
   }
@@ -617,8 +570,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
 
   private async shutDown(): Promise<void> {
     this.state = 'closed';
-    clearTimeout(this.settleTimer);
-    clearTimeout(this.busyTimer);
+    this.readLoop.stop();
     clearInterval(this.heartbeatTimer);
     for (const map of [this.live, this.catchingUp]) {
       for (const client of map.keys()) client.close('shutdown');

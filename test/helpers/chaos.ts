@@ -305,8 +305,17 @@ export function sumTallies(tallies: readonly Tally[]): { lost: number; duplicate
 // Writers and database operations, each a separate process as a user's would be, never blocking this event loop.
 
 /** Run SQL through the `sqlite3` shell with a busy timeout, asynchronously; resolves with stdout, rejects on failure. */
-export function sqliteAsync(path: string, sql: string, timeoutMs = 30000): Promise<string> {
-  return runProcess('sqlite3', ['-cmd', '.timeout 5000', path], sql, timeoutMs);
+export async function sqliteAsync(path: string, sql: string, timeoutMs = 30000): Promise<string> {
+  // SQLite answers "database is locked" at once, busy timeout or not, when two writers would deadlock (a VACUUM or
+  // journal switch against the python writers in DELETE mode): retry like any writer would.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runProcess('sqlite3', ['-cmd', '.timeout 5000', path], sql, timeoutMs);
+    } catch (error) {
+      if (attempt >= 10 || !/database is locked/.test((error as Error).message)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
 }
 
 /** Run a Python program (python3 -c) asynchronously; resolves with stdout. */
