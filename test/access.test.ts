@@ -1,42 +1,16 @@
-import { connect } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { httpGet } from './helpers/chaos.js';
 import { removeDirectory } from './helpers/cleanup.js';
+import { upgradeStatus } from './helpers/upgrade-status.js';
 import { createMessagesDatabase, tempDirectory } from './helpers/database.js';
 import { startServer, type ServerProcess } from './helpers/server-process.js';
-import { withTimeout } from './helpers/wait.js';
 
 const TOKEN = 'chaos-secret-1234';
 
 /** Names of the Access-Control-* headers of an answer. */
 const corsHeaders = (headers: Record<string, unknown>) => Object.keys(headers).filter((name) => name.startsWith('access-control-'));
 
-/** A WebSocket upgrade on a bare socket, with extra headers: the status line of the answer. */
-function upgradeStatus(port: number, headers: Record<string, string>): Promise<string> {
-  return withTimeout(
-    new Promise((resolve, reject) => {
-      const socket = connect({ port, host: '127.0.0.1' });
-      let answer = '';
-      socket.on('data', (chunk) => {
-        answer += chunk.toString('latin1');
-        if (answer.includes('\r\n')) {
-          resolve(answer.split('\r\n')[0]);
-          socket.destroy();
-        }
-      });
-      socket.on('error', reject);
-      const extra = Object.entries(headers)
-        .map(([name, value]) => `${name}: ${value}\r\n`)
-        .join('');
-      socket.write(
-        `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
-      );
-    }),
-    5000,
-    'a WebSocket upgrade',
-  );
-}
 
 async function withServer(args: string[], body: (server: ServerProcess) => Promise<void>): Promise<void> {
   const dir = tempDirectory();

@@ -27,7 +27,7 @@ import { removeDirectory } from './helpers/cleanup.js';
 import { createMessagesDatabase, sqlite, tempDirectory } from './helpers/database.js';
 import { startServer, type ServerProcess } from './helpers/server-process.js';
 import { freePort } from './helpers/sse-stream.js';
-import { sleep, waitFor, withTimeout } from './helpers/wait.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 /** A uniform pseudo-random integer in [from, to], from a fixed seed so a failing run can be told apart. */
 function random(seed: number): (from: number, to: number) => number {

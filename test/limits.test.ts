@@ -1,10 +1,10 @@
 import { request } from 'node:http';
-import { connect } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { healthz, httpGet, type HttpAnswer } from './helpers/chaos.js';
 import { EventSourceClient } from './helpers/chaos-clients.js';
 import { removeDirectory } from './helpers/cleanup.js';
+import { upgradeStatus } from './helpers/upgrade-status.js';
 import { createMessagesDatabase, sqlite, tempDirectory } from './helpers/database.js';
 import { tableIds } from './helpers/integration.js';
 import { startServer, type ServerProcess } from './helpers/server-process.js';
@@ -34,28 +34,6 @@ function eventsFrom(port: number, localAddress: string): Promise<HttpAnswer & { 
   );
 }
 
-/** A WebSocket upgrade on a bare socket: the status line of the answer. */
-function upgradeStatus(port: number): Promise<string> {
-  return withTimeout(
-    new Promise((resolve, reject) => {
-      const socket = connect({ port, host: '127.0.0.1' });
-      let answer = '';
-      socket.on('data', (chunk) => {
-        answer += chunk.toString('latin1');
-        if (answer.includes('\r\n')) {
-          resolve(answer.split('\r\n')[0]);
-          socket.destroy();
-        }
-      });
-      socket.on('error', reject);
-      socket.write(
-        `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
-    }),
-    5000,
-    'a WebSocket upgrade',
-  );
-}
 
 test('--max-clients 3: the 4th stream (SSE or WebSocket) gets 503 with Retry-After; a freed place lets the next one in', async () => {
   const dir = tempDirectory();

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cleanUpEverything, removeDirectory } from './helpers/cleanup.js';
-import { createMessagesDatabase, python, tempDirectory } from './helpers/database.js';
+import { createMessagesDatabase, pythonInsertBig, tempDirectory } from './helpers/database.js';
 import { PausableSseSocket, residentBytes, tableIds } from './helpers/integration.js';
 import { startServer, type ServerProcess } from './helpers/server-process.js';
 import { SseStream } from './helpers/sse-stream.js';
@@ -10,27 +10,9 @@ import { sleep, waitFor, withTimeout } from './helpers/wait.js';
 const MB = 1024 * 1024;
 const ROW_BYTES = 10 * 1024;
 
-/** Insert `rows` rows of ROW_BYTES characters each, 50 per transaction, from a Python process. */
+/** Insert `rows` rows of ROW_BYTES characters each from a Python process. */
 function insertBigRows(path: string, rows: number): Promise<string> {
-  return withTimeout(
-    python(
-      path,
-      `
-con = sqlite3.connect(db, timeout=30, isolation_level=None)
-count, per, size = ${rows}, 50, ${ROW_BYTES}
-done = 0
-while done < count:
-    con.execute("BEGIN IMMEDIATE")
-    con.executemany("INSERT INTO messages(message) VALUES (?)", [(("big-%d-" % (done + i)).ljust(size, "x"),) for i in range(per)])
-    con.execute("COMMIT")
-    done += per
-    time.sleep(0.002)
-con.close()
-`,
-    ),
-    60000,
-    'writer of big rows',
-  );
+  return withTimeout(pythonInsertBig(path, rows, ROW_BYTES), 60000, 'writer of big rows');
 }
 
 async function clientCount(server: ServerProcess): Promise<number> {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { python, pythonInsert, sqlite } from './helpers/database.js';
+import { pythonInsert, pythonInsertBig, sqlite } from './helpers/database.js';
 import { tableIds, tableRows } from './helpers/integration.js';
 import { LiveFixture } from './helpers/live-fixture.js';
 import { scrape } from './helpers/prom-text.js';
@@ -219,23 +219,9 @@ test('10 SSE and 10 WebSocket clients get identical id sequences from 3 concurre
 const BIG_ROWS = 2000;
 const BIG_ROW_BYTES = 10 * 1024;
 
-/** BIG_ROWS rows of BIG_ROW_BYTES characters (20 MB), 50 per transaction, from a Python process. */
+/** BIG_ROWS rows of BIG_ROW_BYTES characters (20 MB) from a Python process. */
 function insertBigRows(path: string): Promise<string> {
-  return python(
-    path,
-    `
-con = sqlite3.connect(db, timeout=30, isolation_level=None)
-count, per, size = ${BIG_ROWS}, 50, ${BIG_ROW_BYTES}
-done = 0
-while done < count:
-    con.execute("BEGIN IMMEDIATE")
-    con.executemany("INSERT INTO messages(message) VALUES (?)", [(("big-%d-" % (done + i)).ljust(size, "x"),) for i in range(per)])
-    con.execute("COMMIT")
-    done += per
-    time.sleep(0.002)
-con.close()
-`,
-  );
+  return pythonInsertBig(path, BIG_ROWS, BIG_ROW_BYTES);
 }
 
 test('a stalled WebSocket reader is closed with 4429 while others get everything; it resumes with ?lastEventId= and gets the rest once', async () => {

@@ -63,3 +63,22 @@ con.close()
 `,
   );
 }
+
+/** Insert `count` rows of `size` characters each, 50 per transaction, 2 ms apart, from a Python process. */
+export function pythonInsertBig(path: string, count: number, size: number): Promise<string> {
+  return python(
+    path,
+    `
+con = sqlite3.connect(db, timeout=30, isolation_level=None)
+count, per, size = ${count}, 50, ${size}
+done = 0
+while done < count:
+    con.execute("BEGIN IMMEDIATE")
+    con.executemany("INSERT INTO messages(message) VALUES (?)", [(("big-%d-" % (done + i)).ljust(size, "x"),) for i in range(min(per, count - done))])
+    con.execute("COMMIT")
+    done += per
+    time.sleep(0.002)
+con.close()
+`,
+  );
+}

@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { sqlite } from './database.js';
 import { SseParser, type SseEvent } from './sse-stream.js';
 import { withTimeout } from './wait.js';
+import { RawHttpResponse } from './raw-http-response.js';
 
 /** Every id in the table, in id order, read afterwards by a separate `sqlite3` process. */
 export function tableIds(path: string, table = 'messages'): number[] {
@@ -40,9 +41,9 @@ export class PausableSseSocket {
   head = '';
   bytes = 0;
   ended = false;
-  private inBody = false;
   private readonly parser = new SseParser((event) => this.events.push(event));
   private readonly decoder = new TextDecoder();
+  private readonly response = new RawHttpResponse();
 
   constructor(port: number, path: string, { paused = false }: { paused?: boolean } = {}) {
     this.socket = connect({ port, host: '127.0.0.1' });
@@ -74,52 +75,9 @@ export class PausableSseSocket {
   /** The stream has no Content-Length, so HTTP/1.1 sends it chunked: chunk headers are stripped (as bytes) before parsing. */
   private onData(chunk: Buffer): void {
     this.bytes += chunk.length;
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    if (!this.inBody) {
-      const end = this.pending.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      this.head = this.pending.subarray(0, end).toString('latin1');
-      this.pending = this.pending.subarray(end + 4);
-      this.inBody = true;
-      this.chunked = /^transfer-encoding:\s*chunked/im.test(this.head);
-    }
-    const body = this.chunked ? this.dechunk() : this.takeAll();
+    const body = this.response.push(chunk);
+    this.head = this.response.head;
     if (body.length > 0) this.parser.push(this.decoder.decode(body, { stream: true }));
-  }
-
-  private chunked = false;
-  private pending: Buffer = Buffer.alloc(0);
-  /** Bytes of the current chunk still to come. */
-  private remaining = 0;
-
-  private takeAll(): Buffer {
-    const out = this.pending;
-    this.pending = Buffer.alloc(0);
-    return out;
-  }
-
-  private dechunk(): Buffer {
-    const parts: Buffer[] = [];
-    for (;;) {
-      if (this.remaining > 0) {
-        const take = Math.min(this.remaining, this.pending.length);
-        parts.push(this.pending.subarray(0, take));
-        this.pending = this.pending.subarray(take);
-        this.remaining -= take;
-        if (this.remaining > 0) break;
-        continue;
-      }
-      // Between chunks: the CRLF that ends the previous chunk, then `SIZE\r\n`.
-      let at = 0;
-      if (this.pending.length >= 2 && this.pending[0] === 13 && this.pending[1] === 10) at = 2;
-      const lineEnd = this.pending.indexOf('\r\n', at);
-      if (lineEnd === -1) break;
-      const size = parseInt(this.pending.subarray(at, lineEnd).toString('latin1'), 16);
-      this.pending = this.pending.subarray(lineEnd + 2);
-      if (!(size > 0)) break;
-      this.remaining = size;
-    }
-    return Buffer.concat(parts);
   }
 
   close(): void {
