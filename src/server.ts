@@ -50,7 +50,12 @@ export class SseServer {
       const created = createDemoTable(options.db, options.table);
       if (created !== 'nothing') logger.info(`created ${created === 'database' ? 'database ' + options.db + ' with ' : ''}table ${options.table}(id, message)`);
     }
-    const staticFiles = new StaticFiles(options.publicDir ?? DEFAULT_PUBLIC_DIR);
+    let staticFiles: StaticFiles;
+    try {
+      staticFiles = new StaticFiles(options.publicDir ?? DEFAULT_PUBLIC_DIR);
+    } catch (error) {
+      throw new SseError(ErrorCodes.BAD_OPTION, `cannot read the page folder ${options.publicDir ?? DEFAULT_PUBLIC_DIR}: ${(error as Error).message} (see --public)`);
+    }
     const broadcaster = new Broadcaster({ ...options, path: options.db });
     broadcaster.on('warning', (message) => logger.warn(message));
     await broadcaster.start();
