@@ -72,6 +72,29 @@ for (const journalMode of ['wal', 'delete']) {
   });
 }
 
+for (const journalMode of ['truncate', 'persist']) {
+  test(`delivers rows from a writer in ${journalMode} journal mode exactly once, in id order`, async () => {
+    const dir = tempDirectory();
+    let server: ServerProcess | undefined;
+    let clients: SseStream[] = [];
+    try {
+      const path = createMessagesDatabase(dir, journalMode);
+      server = await startServer(['--db', path]);
+      clients = await openClients(server, 3);
+      await withTimeout(pythonInsert(path, 300, { perCommit: 1, journalMode, delayMs: 1 }), 30000, 'writer');
+      const ids = tableIds(path);
+      assert.is(ids.length, 300);
+      await waitForAll(clients, ids.length);
+      for (const client of clients) assert.equal(client.ids(), ids);
+    } finally {
+      for (const client of clients) client.close();
+      await server?.stop('SIGKILL');
+      removeDirectory(dir);
+      cleanUpEverything();
+    }
+  });
+}
+
 test('delivers every row while another process runs PRAGMA wal_checkpoint(TRUNCATE) mid-stream', async () => {
   const dir = tempDirectory();
   let server: ServerProcess | undefined;
