@@ -13,7 +13,10 @@ export interface BenchOptions {
   rowBytes: number;
   /** Seconds of writing per streaming run. */
   duration: number;
-  transport: Transport;
+  /** Transports of the server under test: each client count runs once per transport (and per worker count). */
+  transports: Transport[];
+  /** The server's `--workers` values to run (1: one process, pinned to CPU 0; more: not pinned). */
+  workers: number[];
   baselines: Baseline[];
   quick: boolean;
   /** Rows in one transaction for the burst run; 0: no burst run. */
@@ -51,9 +54,10 @@ export const FLAGS: Record<string, Flag> = {
   'rows-per-commit': { value: 'N', help: 'rows in each commit', default: '1' },
   'row-bytes': { value: 'N', help: "approximate size of a row's JSON", default: '100' },
   duration: { value: 'SECONDS', help: 'seconds of writing per streaming run', default: '10' },
-  transport: { value: 'sse|ws', help: 'protocol of the server under test (only sse exists yet)', default: 'sse' },
+  transport: { value: 'LIST', help: 'transports of the server under test, e.g. sse,ws (one run of each, side by side)', default: 'sse' },
+  workers: { value: 'N,N,...', help: "the server's --workers values to run, e.g. 1,2 (more than 1: server and load not pinned)", default: '1' },
   baseline: { value: 'LIST', help: `baselines run next to the server: ${BASELINES.join(',')}, all or none`, default: 'all' },
-  burst: { value: 'ROWS', help: 'also run a burst: this many rows in one transaction (0: no burst run)', default: '0' },
+  burst: { value: 'ROWS', help: 'also run a burst: this many rows in one transaction (0: no burst run); with --server-arg --metrics, also the server\'s event-loop delay', default: '0' },
   'burst-clients': { value: 'N', help: 'clients connected during the burst', default: '100' },
   'idle-clients': { value: 'N', help: 'also run a capacity test holding this many idle clients (0: none)', default: '0' },
   'idle-seconds': { value: 'SECONDS', help: 'seconds of measuring idle CPU with all clients connected', default: '3' },
@@ -97,7 +101,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     rowsPerCommit: number('rows-per-commit', text('rows-per-commit'), 1, true),
     rowBytes: number('row-bytes', text('row-bytes'), 1, true),
     duration: number('duration', text('duration', '3'), 0.1),
-    transport: oneOf('transport', text('transport'), ['sse', 'ws'] as const),
+    transports: [...new Set(text('transport').split(',').map((part) => oneOf('transport', part.trim(), ['sse', 'ws'] as const)))],
+    workers: [...new Set(countList('workers', text('workers')))],
     baselines: baselines(text('baseline', 'poll100,raw')),
     quick,
     burst: number('burst', text('burst'), 0, true),
@@ -113,7 +118,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     out: given.get('out'),
     help: given.has('help'),
   };
-  if (options.transport === 'ws') throw new ArgsError('--transport ws: the server has no WebSocket transport yet; use sse');
+  if (options.workers.length === 0) throw new ArgsError('--workers expects at least one count of 1 or more');
+  if (options.serverArgs.includes('--workers') && (options.workers.length > 1 || options.workers[0] !== 1)) {
+    throw new ArgsError('give the worker count either as --workers N,N or in --server-arg, not both');
+  }
   if (options.perProcess > 19000) throw new ArgsError('--per-process expects at most 19000 (each process may hold 20,000 open files)');
   return options;
 }
@@ -161,6 +169,8 @@ export function helpText(): string {
     'Examples:',
     '  npm run bench -- --quick',
     '  npm run bench -- --clients 1000 --rate 100 --baseline poll100,raw',
+    '  npm run bench -- --clients 100,1000 --transport sse,ws --baseline raw',
+    '  npm run bench -- --clients 1000 --workers 1,2 --idle-clients 18000 --baseline none',
     '  npm run bench -- --clients 0 --burst 100000 --burst-clients 100',
     '  npm run bench -- --clients 0 --idle-clients 18000',
   ].join('\n');

@@ -1,9 +1,10 @@
 /**
- * A load-generator process: holds many SSE connections over raw sockets and reports what they received.
+ * A load-generator process: holds many SSE or WebSocket connections (by the path: `/ws...`) over raw sockets and reports what they received.
  * Started by the orchestrator with `fork()`; driven by IPC messages (see `LoadCommand`), so several of these
  * spread the connections (and the open files) over processes.
  */
-import { SseConnection, Tally, type ConnectionTarget } from './sse-connection.js';
+import { Tally, type ConnectionTarget, type StreamConnection } from './sse-connection.js';
+import { openStream } from './streams.js';
 import { Histogram, type HistogramData } from './stats.js';
 
 export type LoadCommand =
@@ -38,7 +39,7 @@ export interface LoadReport {
 }
 
 const tally = new Tally();
-const connections: SseConnection[] = [];
+const connections: StreamConnection[] = [];
 
 function send(message: OpenReport | LoadReport): void {
   process.send?.(message);
@@ -64,7 +65,7 @@ function open(command: Extract<LoadCommand, { cmd: 'open' }>): Promise<OpenRepor
       while (started < command.count && started - settled < command.concurrency) {
         started++;
         let counted = false;
-        const finishOne = (connection: SseConnection, ok: boolean) => {
+        const finishOne = (connection: StreamConnection, ok: boolean) => {
           if (counted) return;
           counted = true;
           settled++;
@@ -76,7 +77,7 @@ function open(command: Extract<LoadCommand, { cmd: 'open' }>): Promise<OpenRepor
           if (settled === command.count) done();
           else startNext();
         };
-        const connection = new SseConnection(command.target, cursorOf(command.target.path), tally, {
+        const connection = openStream(command.target, cursorOf(command.target.path), tally, {
           onOpen: (c) => finishOne(c, true),
           onEnd: (c) => finishOne(c, false),
         });

@@ -3,7 +3,7 @@
  * interrupted run still kills them all; each is started with a raised open-files limit and optionally pinned to CPUs.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { withTimeout } from './wait.js';
 
 /** Open files each process may hold; the hard limit here is 20,000. */
@@ -175,6 +175,51 @@ export function cpuMs(pid: number): number {
 export function rssKiB(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) : NaN;
+}
+
+/** The process and all its descendants (e.g. the workers of `--workers N`), read from each thread's /proc/PID/task/TID/children. */
+export function processTree(pid: number): number[] {
+  const found = [pid];
+  for (let i = 0; i < found.length; i++) {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${found[i]}/task`);
+    } catch {
+      continue; // exited
+    }
+    for (const task of tasks) {
+      try {
+        for (const child of readFileSync(`/proc/${found[i]}/task/${task}/children`, 'utf8').split(' ')) {
+          if (child.trim()) found.push(Number(child));
+        }
+      } catch {
+        /* the thread or process exited */
+      }
+    }
+  }
+  return found;
+}
+
+/** Summed CPU ms of a process and its descendants (processes that exit in between count 0). */
+export function treeCpuMs(pid: number): number {
+  return sumOver(processTree(pid), cpuMs);
+}
+
+/** Summed resident memory in KiB of a process and its descendants. */
+export function treeRssKiB(pid: number): number {
+  return sumOver(processTree(pid), rssKiB);
+}
+
+function sumOver(pids: number[], measure: (pid: number) => number): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      total += measure(pid);
+    } catch {
+      /* exited */
+    }
+  }
+  return total;
 }
 
 /** The soft open-files limit of a running process. */

@@ -3,14 +3,15 @@
  * run, each as its own process, and prints markdown tables.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ArgsError, helpText, parseBenchArgs, type BenchOptions } from './args.js';
+import { otherCpuPercent, sampleCpu } from './machine-load.js';
 import { killChildrenOnExit, pinProcess } from './processes.js';
 import { profileTables, summarizeProfile } from './profile-summary.js';
-import { runBurst, runHold, runStream, type BurstResult, type Placement, type ScenarioContext, type StreamResult, type Target } from './scenario.js';
+import { runBurst, runHold, runStream, type BurstResult, type Placement, type ScenarioContext, type StreamResult, type Target, type Variant } from './scenario.js';
 import { formatMs, Histogram } from './stats.js';
 import { markdownTable } from './table.js';
 
@@ -29,7 +30,7 @@ function streamTable(results: StreamResult[]): string {
   return markdownTable(
     ['target', 'clients', 'open', 'p50', 'p99', 'max', 'deliveries/s', 'lost', 'dup', 'dropped', 'server CPU ms / 1k deliveries', 'server CPU %', 'load CPU %', 'RSS KiB / client', 'idle CPU %', 'stream open p50', 'first event p50'],
     results.map((r) => [
-      r.target,
+      r.label,
       r.clients,
       r.open,
       formatMs(r.delivered.latency.percentile(50)),
@@ -50,31 +51,53 @@ function streamTable(results: StreamResult[]): string {
   );
 }
 
+/** One result's figures divided by another's: below 1 is better for latency and CPU. */
+function ratioRow(name: string, ours: StreamResult, other: StreamResult): string[] {
+  return [
+    name,
+    String(ours.clients),
+    ratio(ours.delivered.latency.percentile(50), other.delivered.latency.percentile(50)),
+    ratio(ours.delivered.latency.percentile(99), other.delivered.latency.percentile(99)),
+    ratio(cpuPerThousand(ours), cpuPerThousand(other)),
+    ratio(ours.deliveriesPerSecond, other.deliveriesPerSecond),
+    ratio(rssPerClient(ours), rssPerClient(other)),
+    ratio(ours.idleCpuPercent, other.idleCpuPercent),
+  ];
+}
+
+const RATIO_HEADERS = ['ratio', 'clients', 'p50 latency', 'p99 latency', 'CPU per delivery', 'deliveries/s', 'RSS per client', 'idle CPU'];
+
+/** WebSocket ÷ SSE, and N workers ÷ 1 worker, at the same client count (and the same other setting). */
+function variantTable(results: StreamResult[]): string {
+  const ours = results.filter((r) => r.target === 'sqlite-sse');
+  const rows: string[][] = [];
+  for (const ws of ours.filter((r) => r.transport === 'ws')) {
+    const sse = ours.find((r) => r.transport === 'sse' && r.clients === ws.clients && r.workers === ws.workers);
+    if (sse) rows.push(ratioRow(`${ws.label} / ${sse.label}`, ws, sse));
+  }
+  for (const many of ours.filter((r) => r.workers > 1)) {
+    const one = ours.find((r) => r.workers === 1 && r.clients === many.clients && r.transport === many.transport);
+    if (one) rows.push(ratioRow(`${many.label} / ${one.label}`, many, one));
+  }
+  return rows.length ? markdownTable(RATIO_HEADERS, rows) : '';
+}
+
 /** Ours divided by each other target's figure at the same client count: below 1 is better for latency and CPU. */
 function comparisonTable(results: StreamResult[]): string {
   const rows: string[][] = [];
   for (const ours of results.filter((r) => r.target === 'sqlite-sse')) {
     for (const other of results.filter((r) => r.target !== 'sqlite-sse' && r.clients === ours.clients)) {
-      rows.push([
-        `sqlite-sse / ${other.target}`,
-        String(ours.clients),
-        ratio(ours.delivered.latency.percentile(50), other.delivered.latency.percentile(50)),
-        ratio(ours.delivered.latency.percentile(99), other.delivered.latency.percentile(99)),
-        ratio(cpuPerThousand(ours), cpuPerThousand(other)),
-        ratio(ours.deliveriesPerSecond, other.deliveriesPerSecond),
-        ratio(rssPerClient(ours), rssPerClient(other)),
-        ratio(ours.idleCpuPercent, other.idleCpuPercent),
-      ]);
+      rows.push(ratioRow(`${ours.label} / ${other.target}`, ours, other));
     }
   }
-  return markdownTable(['ratio', 'clients', 'p50 latency', 'p99 latency', 'CPU per delivery', 'deliveries/s', 'RSS per client', 'idle CPU'], rows);
+  return markdownTable(RATIO_HEADERS, rows);
 }
 
 function writerTable(results: StreamResult[]): string {
   return markdownTable(
     ['target', 'clients', 'commits', 'rows', 'late commits', 'commit p50', 'commit p99'],
     results.map((r) => [
-      r.target,
+      r.label,
       r.clients,
       r.writer.commits,
       r.writer.rows,
@@ -115,9 +138,11 @@ function burstTable(r: BurstResult): string {
 
 function holdTable(results: StreamResult[]): string {
   return markdownTable(
-    ['target', 'wanted', 'held', 'failed', 'server open-files limit', 'RSS before MiB', 'RSS held MiB', 'KiB / idle client', 'idle CPU %', 'one row to all: p50', 'p99', 'max', 'lost', 'dup', 'first event p50'],
+    ['target', 'processes', 'placement', 'wanted', 'held', 'failed', 'server open-files limit', 'RSS before MiB', 'RSS held MiB', 'KiB / idle client', 'idle CPU %', 'one row to all: p50', 'p99', 'max', 'deliveries/s', 'lost', 'dup', 'first event p50'],
     results.map((r) => [
-      r.target,
+      r.label,
+      r.serverProcesses,
+      r.placement,
       r.clients,
       r.open,
       r.failed,
@@ -129,11 +154,25 @@ function holdTable(results: StreamResult[]): string {
       formatMs(r.delivered.latency.percentile(50)),
       formatMs(r.delivered.latency.percentile(99)),
       formatMs(r.delivered.latency.max),
+      fixed(r.deliveriesPerSecond, 0),
       r.delivered.lost,
       r.delivered.duplicated,
       r.firstEventMs ? formatMs(r.firstEventMs.percentile(50)) : '–',
     ]),
   );
+}
+
+/** Where each streaming run's processes ran and how many server processes were measured (CPU and RSS are summed). */
+function placementTable(results: StreamResult[]): string {
+  const seen = new Set<string>();
+  const rows: string[][] = [];
+  for (const r of results) {
+    const key = `${r.label}|${r.placement}|${r.serverProcesses}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    rows.push([r.label, String(r.serverProcesses), r.placement]);
+  }
+  return markdownTable(['target', 'server processes measured', 'placement'], rows);
 }
 
 function environment(argv: string[]): string {
@@ -151,12 +190,17 @@ function environment(argv: string[]): string {
     `- machine: ${cpu.length} CPUs (${cpu[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB RAM`,
     `- Node ${process.version}, SQLite ${sqliteVersion} (better-sqlite3)`,
     `- command: node dist/bench/run.js ${argv.join(' ')}`,
-    `- load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (other work on the machine skews every figure)`,
+    `- load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (includes any bench run just before; the CPU used by other work during this run is reported at the end)`,
   ].join('\n');
 }
 
 function gitRevision(options: BenchOptions): string {
-  if (options.server) return `server ${options.server}`;
+  if (options.server) {
+    // A snapshot made with `git archive` has no .git: a REVISION file at its root may name the commit.
+    const revisionFile = join(options.server, '..', '..', '..', 'REVISION');
+    const revision = existsSync(revisionFile) ? readFileSync(revisionFile, 'utf8').trim() : '';
+    return `server ${options.server}${revision ? ` (snapshot of ${revision})` : ''}`;
+  }
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
     const dirty = execFileSync('git', ['status', '--porcelain', 'src'], { encoding: 'utf8' }).trim() ? ' (src/ has uncommitted changes)' : '';
@@ -183,6 +227,7 @@ async function main(): Promise<void> {
     return;
   }
   killChildrenOnExit();
+  const cpuAtStart = sampleCpu();
   const where = placement(options);
   if (where.loadCpus) pinProcess(process.pid, where.loadCpus);
   const output: string[] = [];
@@ -191,7 +236,8 @@ async function main(): Promise<void> {
     output.push(text);
   };
   const log = (line: string) => console.error(line);
-  const context: ScenarioContext = { options, placement: where, log };
+  const context: ScenarioContext = { options, placement: where, log, showWorkers: options.workers.length > 1 || options.workers[0] > 1 };
+  const variants: Variant[] = options.workers.flatMap((workers) => options.transports.map((transport) => ({ transport, workers })));
   emit(environment(argv));
   emit(`- server revision: ${gitRevision(options)}; placement: ${where.serverCpus ? `server on CPU ${where.serverCpus}, load, writer and orchestrator on CPU ${where.loadCpus}` : 'not pinned'}`);
   emit(
@@ -200,16 +246,17 @@ async function main(): Promise<void> {
   const warnings: string[] = [];
 
   const streams: StreamResult[] = [];
-  const targets: Target[] = ['sqlite-sse', ...options.baselines];
+  const runs: [Target, Variant][] = [...variants.map((v): [Target, Variant] => ['sqlite-sse', v]), ...options.baselines.map((b): [Target, Variant] => [b, { transport: 'sse', workers: 1 }])];
   for (const clients of options.clients) {
-    for (const target of targets) {
-      log(`… ${target} with ${clients} client(s)`);
+    for (const [target, variant] of runs) {
+      const name = target === 'sqlite-sse' ? `sqlite-sse/${variant.transport}, ${variant.workers} worker(s)` : target;
+      log(`… ${name} with ${clients} client(s)`);
       try {
-        const result = await runStream(target, clients, context);
+        const result = await runStream(target, clients, context, variant);
         streams.push(result);
-        warnings.push(...result.warnings.map((w) => `${target}/${clients}: ${w}`));
+        warnings.push(...result.warnings.map((w) => `${result.label}/${clients}: ${w}`));
       } catch (error) {
-        warnings.push(`${target}/${clients}: run failed: ${(error as Error).message}`);
+        warnings.push(`${name}/${clients}: run failed: ${(error as Error).message}`);
       }
     }
   }
@@ -220,6 +267,13 @@ async function main(): Promise<void> {
       emit('\n### sqlite-sse compared with the baselines in the same run (ours ÷ theirs; below 1× is better except deliveries/s)\n');
       emit(comparisonTable(streams));
     }
+    const variantsCompared = variantTable(streams);
+    if (variantsCompared) {
+      emit('\n### Transports and worker counts side by side (same client count; below 1× is better except deliveries/s)\n');
+      emit(variantsCompared);
+    }
+    emit('\n### Placement (server CPU and RSS are summed over every server process: primary and workers)\n');
+    emit(placementTable(streams));
     emit('\n### Writer\n');
     emit(writerTable(streams));
   }
@@ -227,10 +281,20 @@ async function main(): Promise<void> {
   if (options.burst > 0) {
     log(`… burst of ${options.burst} rows with ${options.burstClients} client(s)`);
     try {
-      const burst = await runBurst(options.burst, options.burstClients, context);
+      const burst = await runBurst(options.burst, options.burstClients, context, variants[0]);
       warnings.push(...burst.warnings.map((w) => `burst: ${w}`));
       emit('\n### Burst: one transaction, /healthz time-to-first-byte probed throughout (event-loop blocking seen from outside)\n');
       emit(burstTable(burst));
+      if (burst.metrics) {
+        const m = burst.metrics;
+        emit('\nFrom the server\'s /metrics, scraped before and after the burst (the event-loop histogram restarts at each scrape):\n');
+        emit(
+          markdownTable(
+            ['event-loop delay max', 'event-loop delay p99', 'fan-outs', 'fan-out mean', 'fan-out p99 (bucket bound)'],
+            [[formatMs(m.eventLoopLagMaxMs), formatMs(m.eventLoopLagP99Ms), fixed(m.fanouts, 0), formatMs(m.fanoutMeanMs), Number.isFinite(m.fanoutP99BucketMs) ? `≤ ${formatMs(m.fanoutP99BucketMs)}` : '–']],
+          ),
+        );
+      }
     } catch (error) {
       warnings.push(`burst: run failed: ${(error as Error).message}`);
     }
@@ -238,18 +302,21 @@ async function main(): Promise<void> {
 
   if (options.idleClients > 0) {
     const holds: StreamResult[] = [];
-    for (const target of ['sqlite-sse', ...options.baselines.filter((b) => b === 'raw')] as Target[]) {
-      log(`… ${target} holding ${options.idleClients} idle client(s)`);
+    const holdRuns: [Target, Variant][] = [...variants.map((v): [Target, Variant] => ['sqlite-sse', v])];
+    if (options.baselines.includes('raw')) holdRuns.push(['raw', { transport: 'sse', workers: 1 }]);
+    for (const [target, variant] of holdRuns) {
+      const name = target === 'sqlite-sse' ? `sqlite-sse/${variant.transport}, ${variant.workers} worker(s)` : target;
+      log(`… ${name} holding ${options.idleClients} idle client(s)`);
       try {
-        const hold = await runHold(target, options.idleClients, context);
+        const hold = await runHold(target, options.idleClients, context, variant);
         holds.push(hold);
-        warnings.push(...hold.warnings.map((w) => `hold/${target}: ${w}`));
+        warnings.push(...hold.warnings.map((w) => `hold/${hold.label}: ${w}`));
       } catch (error) {
-        warnings.push(`hold/${target}: run failed: ${(error as Error).message}`);
+        warnings.push(`hold/${name}: run failed: ${(error as Error).message}`);
       }
     }
     if (holds.length) {
-      emit('\n### Capacity: idle clients held by one server process, then one row to all\n');
+      emit('\n### Capacity: idle clients held by the server (summed over its processes), then one row to all\n');
       emit(holdTable(holds));
     }
   }
@@ -263,8 +330,11 @@ async function main(): Promise<void> {
   }
 
   const load = loadavg();
-  emit(`\n- load average at end: ${load.map((l) => l.toFixed(2)).join(' ')}`);
-  if (load[0] > cpus().length * 0.75) warnings.push(`the machine was busy (1-minute load ${load[0].toFixed(1)} on ${cpus().length} CPUs): latency figures are unreliable, rerun on a quiet machine`);
+  // Every child has exited by now (each run stops its own), so their CPU time is in ours.
+  const other = otherCpuPercent(cpuAtStart, sampleCpu());
+  emit(`\n- load average at end: ${load.map((l) => l.toFixed(2)).join(' ')} (the bench's own processes raise it)`);
+  emit(`- CPU used by other work on the machine during the bench: ${other.toFixed(1)} % of one core (machine busy time minus the bench's own)`);
+  if (other > 20) warnings.push(`other work used ${other.toFixed(0)} % of one core during the bench: latency figures are unreliable, rerun on a quiet machine`);
   if (warnings.length) {
     emit('\n### Warnings\n');
     emit(warnings.map((w) => `- ${w}`).join('\n'));

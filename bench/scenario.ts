@@ -7,17 +7,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import type { Baseline, BenchOptions } from './args.js';
+import type { Baseline, BenchOptions, Transport } from './args.js';
 import { wallMs } from './clock.js';
 import { HealthzProbe } from './healthz-probe.js';
 import { LoadPool, type MergedReport } from './load-pool.js';
-import { cpuMs, forgetDirectory, forkScript, trackDirectory, nextMessage, OPEN_FILES, openFilesLimit, rssKiB, startListening, stopChild, type ListeningProcess } from './processes.js';
-import { SseConnection, Tally } from './sse-connection.js';
+import { cpuMs, forgetDirectory, forkScript, trackDirectory, nextMessage, OPEN_FILES, openFilesLimit, processTree, startListening, stopChild, treeCpuMs, treeRssKiB, type ListeningProcess } from './processes.js';
+import { Tally, type StreamConnection } from './sse-connection.js';
+import { scrapeServerMetrics, type ServerMetrics } from './server-metrics.js';
+import { openStream } from './streams.js';
 import { Histogram } from './stats.js';
 import { sleep } from './wait.js';
 import { BENCH_SCHEMA, type WriterCommand, type WriterReport } from './writer.js';
 
 export type Target = 'sqlite-sse' | Baseline;
+
+/** How the server under test runs: its transport and `--workers` count. Baselines always speak SSE in one process. */
+export interface Variant {
+  transport: Transport;
+  workers: number;
+}
+
+export const DEFAULT_VARIANT: Variant = { transport: 'sse', workers: 1 };
+
+/** `sqlite-sse/ws`, `sqlite-sse/sse ×2 workers`, or the baseline's name. */
+export function labelOf(target: Target, variant: Variant, showWorkers = variant.workers > 1): string {
+  if (target !== 'sqlite-sse') return target;
+  return `sqlite-sse/${variant.transport}${showWorkers ? ` ×${variant.workers} worker${variant.workers > 1 ? 's' : ''}` : ''}`;
+}
+
+/** The stream's request path for a transport and cursor. */
+export function streamPath(transport: Transport, cursor: number): string {
+  return `${transport === 'ws' ? '/ws' : '/events'}?lastEventId=${cursor}`;
+}
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 /** The server under test, started the way a user starts it. */
@@ -35,6 +56,14 @@ export interface Placement {
 
 export interface CommonResult {
   target: Target;
+  /** The target with its transport and worker count, for tables. */
+  label: string;
+  transport: Transport;
+  workers: number;
+  /** Server processes measured (primary + workers). */
+  serverProcesses: number;
+  /** Where the processes ran. */
+  placement: string;
   clients: number;
   open: number;
   failed: number;
@@ -67,12 +96,25 @@ export interface BurstResult extends StreamResult {
   healthz: Histogram;
   healthzFailures: number;
   peakRssKiB: number;
+  /** From `/metrics` when the server runs with `--metrics`. */
+  metrics: ServerMetrics | undefined;
 }
 
 export interface ScenarioContext {
   options: BenchOptions;
   placement: Placement;
   log: (line: string) => void;
+  /** Show the worker count in labels (several counts compared in one run). */
+  showWorkers?: boolean;
+}
+
+/** More than one worker: nothing is pinned, so the workers can use every core (and the load shares them). */
+function placementFor(variant: Variant, context: ScenarioContext): Placement {
+  return variant.workers > 1 ? {} : context.placement;
+}
+
+function describePlacement(placement: Placement): string {
+  return placement.serverCpus ? `server CPU ${placement.serverCpus}, load CPU ${placement.loadCpus}` : 'not pinned';
 }
 
 function createDatabase(directory: string): string {
@@ -84,11 +126,12 @@ function createDatabase(directory: string): string {
   return path;
 }
 
-function targetArgs(target: Target, db: string, context: ScenarioContext): string[] {
+function targetArgs(target: Target, db: string, context: ScenarioContext, variant: Variant): string[] {
   switch (target) {
     case 'sqlite-sse': {
       const prof = context.options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', context.options.cpuProf] : [];
-      return [...prof, context.options.server ?? SERVER_CLI, '--db', db, '--table', 'messages', '--port', '0', '--host', '127.0.0.1', ...context.options.serverArgs];
+      const workers = variant.workers > 1 ? ['--workers', String(variant.workers)] : [];
+      return [...prof, context.options.server ?? SERVER_CLI, '--db', db, '--table', 'messages', '--port', '0', '--host', '127.0.0.1', ...workers, ...context.options.serverArgs];
     }
     case 'poll100':
       return [POLLING, '--db', db, '--port', '0', '--interval-ms', '100'];
@@ -104,32 +147,42 @@ async function withConnected<T>(
   target: Target,
   clients: number,
   context: ScenarioContext,
-  body: (setup: { db: string; server: ListeningProcess; pool: LoadPool; common: CommonResult }) => Promise<T>,
+  variant: Variant,
+  body: (setup: { db: string; server: ListeningProcess; pool: LoadPool; common: CommonResult; placement: Placement }) => Promise<T>,
 ): Promise<T> {
+  if (target !== 'sqlite-sse') variant = DEFAULT_VARIANT;
+  const placement = placementFor(variant, context);
   const directory = trackDirectory(mkdtempSync(join(tmpdir(), 'sqlite-sse-bench-')));
   let server: ListeningProcess | undefined;
   let pool: LoadPool | undefined;
   try {
     const db = createDatabase(directory);
-    server = await startListening(targetArgs(target, db, context), { cpus: context.placement.serverCpus });
+    server = await startListening(targetArgs(target, db, context, variant), { cpus: placement.serverCpus });
     const warnings: string[] = [];
     const serverOpenFiles = openFilesLimit(server.pid);
     if (serverOpenFiles < clients + 64) warnings.push(`${target} may open only ${serverOpenFiles} files (wanted ${OPEN_FILES}): fewer than ${clients} clients need`);
     await sleep(300);
-    const rssBeforeKiB = rssKiB(server.pid);
-    pool = new LoadPool(clients, context.options.perProcess, context.placement.loadCpus);
+    const serverProcesses = processTree(server.pid).length;
+    if (serverProcesses < variant.workers + (variant.workers > 1 ? 1 : 0)) warnings.push(`only ${serverProcesses} server process(es) found for --workers ${variant.workers}`);
+    const rssBeforeKiB = treeRssKiB(server.pid);
+    pool = new LoadPool(clients, context.options.perProcess, placement.loadCpus);
     warnings.push(...pool.warnings);
-    const opened = await pool.open(server.host, server.port, '/events?lastEventId=0', 30000 + clients * 5);
+    const opened = await pool.open(server.host, server.port, streamPath(variant.transport, 0), 30000 + clients * 5);
     if (opened.failed > 0) warnings.push(`${opened.failed} of ${clients} connections failed: ${opened.errors.join('; ')}`);
     // Let the server settle (allocations, the first GC) before reading its memory.
     await sleep(1000);
-    const rssConnectedKiB = rssKiB(server.pid);
-    const idleStart = cpuMs(server.pid);
+    const rssConnectedKiB = treeRssKiB(server.pid);
+    const idleStart = treeCpuMs(server.pid);
     const idleAt = wallMs();
     await sleep(context.options.idleSeconds * 1000);
-    const idleCpuPercent = ((cpuMs(server.pid) - idleStart) / (wallMs() - idleAt)) * 100;
+    const idleCpuPercent = ((treeCpuMs(server.pid) - idleStart) / (wallMs() - idleAt)) * 100;
     const common: CommonResult = {
       target,
+      label: labelOf(target, variant, context.showWorkers),
+      transport: variant.transport,
+      workers: variant.workers,
+      serverProcesses,
+      placement: describePlacement(placement),
       clients,
       open: opened.open,
       failed: opened.failed,
@@ -141,7 +194,7 @@ async function withConnected<T>(
       idleCpuPercent,
       warnings,
     };
-    return await body({ db, server, pool, common });
+    return await body({ db, server, pool, common, placement });
   } catch (error) {
     // A server that died explains the failure better than whatever failed next.
     if (server && server.child.exitCode !== null) {
@@ -156,7 +209,7 @@ async function withConnected<T>(
   }
 }
 
-async function write(db: string, server: ListeningProcess, context: ScenarioContext, overrides: Partial<WriterCommand> = {}): Promise<WriterReport> {
+async function write(db: string, server: ListeningProcess, context: ScenarioContext, placement: Placement, overrides: Partial<WriterCommand> = {}): Promise<WriterReport> {
   const { options } = context;
   const command: WriterCommand = {
     cmd: 'write',
@@ -169,7 +222,7 @@ async function write(db: string, server: ListeningProcess, context: ScenarioCont
     feed: server.feedPort ? { host: server.host, port: server.feedPort } : undefined,
     ...overrides,
   };
-  const writer = forkScript(WRITER, { cpus: context.placement.loadCpus });
+  const writer = forkScript(WRITER, { cpus: placement.loadCpus });
   try {
     const reply = nextMessage<WriterReport>(writer, 'written', command.duration * 1000 + 120000);
     writer.send(command);
@@ -180,10 +233,10 @@ async function write(db: string, server: ListeningProcess, context: ScenarioCont
 }
 
 /** Connects `count` probe streams at once with a cursor one row back and times each one's first row. */
-async function firstEventTimes(server: ListeningProcess, cursor: number, count: number, timeoutMs: number): Promise<Histogram> {
+async function firstEventTimes(server: ListeningProcess, transport: Transport, cursor: number, count: number, timeoutMs: number): Promise<Histogram> {
   const times = new Histogram();
   const tally = new Tally();
-  const probes: SseConnection[] = [];
+  const probes: StreamConnection[] = [];
   await new Promise<void>((resolve) => {
     let left = count;
     const timer = setTimeout(resolve, timeoutMs);
@@ -195,13 +248,13 @@ async function firstEventTimes(server: ListeningProcess, cursor: number, count: 
     };
     for (let i = 0; i < count; i++) {
       let counted = false;
-      const once = (connection: SseConnection) => {
+      const once = (connection: StreamConnection) => {
         if (counted) return;
         counted = true;
         if (connection.firstEventAt) times.record(connection.firstEventAt - connection.startedAt);
         one();
       };
-      probes.push(new SseConnection({ host: server.host, port: server.port, path: `/events?lastEventId=${cursor}` }, cursor, tally, { onFirstEvent: once, onEnd: once }));
+      probes.push(openStream({ host: server.host, port: server.port, path: streamPath(transport, cursor) }, cursor, tally, { onFirstEvent: once, onEnd: once }));
     }
   });
   for (const probe of probes) probe.close();
@@ -245,45 +298,49 @@ function streamResult(
 }
 
 /** Streaming run: `clients` connected, the writer at the configured rate, then time-to-first-event probes. */
-export function runStream(target: Target, clients: number, context: ScenarioContext): Promise<StreamResult> {
-  return withConnected(target, clients, context, async ({ db, server, pool, common }) => {
-    const cpuStart = cpuMs(server.pid);
+export function runStream(target: Target, clients: number, context: ScenarioContext, variant: Variant = DEFAULT_VARIANT): Promise<StreamResult> {
+  return withConnected(target, clients, context, variant, async ({ db, server, pool, common, placement }) => {
+    const cpuStart = treeCpuMs(server.pid);
     const loadStart = cpuOf(pool.pids);
     const startedAt = wallMs();
-    const writer = await write(db, server, context);
+    const writer = await write(db, server, context, placement);
     const loadCpu = cpuOf(pool.pids) - loadStart;
     const writeElapsed = wallMs() - startedAt;
     const delivered = await pool.finish(writer.lastId, target === 'poll5000' ? 20000 : 15000);
-    const cpu = cpuMs(server.pid) - cpuStart;
+    const cpu = treeCpuMs(server.pid) - cpuStart;
     const elapsed = wallMs() - startedAt;
-    const firstEventMs = target === 'raw' ? undefined : await firstEventTimes(server, writer.lastId - 1, 10, 12000);
+    const firstEventMs = target === 'raw' ? undefined : await firstEventTimes(server, common.transport, writer.lastId - 1, 10, 12000);
     return { ...streamResult(common, writer, delivered, cpu, elapsed, firstEventMs), loadCpuPercent: (loadCpu / writeElapsed) * 100 };
   });
 }
 
 /** Burst run: `rows` rows in one transaction with `clients` connected, /healthz probed all along. */
-export function runBurst(rows: number, clients: number, context: ScenarioContext): Promise<BurstResult> {
-  return withConnected('sqlite-sse', clients, context, async ({ db, server, pool, common }) => {
+export function runBurst(rows: number, clients: number, context: ScenarioContext, variant: Variant = DEFAULT_VARIANT): Promise<BurstResult> {
+  return withConnected('sqlite-sse', clients, context, variant, async ({ db, server, pool, common, placement }) => {
     const probe = new HealthzProbe(server.host, server.port, 5, 200000);
     let peakRssKiB = common.rssConnectedKiB;
     const sampler = setInterval(() => {
       try {
-        peakRssKiB = Math.max(peakRssKiB, rssKiB(server.pid));
+        peakRssKiB = Math.max(peakRssKiB, treeRssKiB(server.pid));
       } catch {
         /* the server exited; the run reports it */
       }
     }, 50);
     try {
       await sleep(300);
-      const cpuStart = cpuMs(server.pid);
+      // Restart prom-client's event-loop histogram: the scrape after the burst then covers the burst only.
+      const scrape = context.options.serverArgs.includes('--metrics');
+      if (scrape) await scrapeServerMetrics(server.host, server.port);
+      const cpuStart = treeCpuMs(server.pid);
       const startedAt = wallMs();
-      const writer = await write(db, server, context, { burst: rows, duration: 0 });
+      const writer = await write(db, server, context, placement, { burst: rows, duration: 0 });
       const delivered = await pool.finish(writer.lastId, 150000);
-      const cpu = cpuMs(server.pid) - cpuStart;
+      const cpu = treeCpuMs(server.pid) - cpuStart;
       const elapsed = wallMs() - startedAt;
       await sleep(200);
       const probed = await probe.stop();
-      return { ...streamResult(common, writer, delivered, cpu, elapsed, undefined), healthz: probed.ttfb, healthzFailures: probed.failures, peakRssKiB };
+      const metrics = scrape ? await scrapeServerMetrics(server.host, server.port) : undefined;
+      return { ...streamResult(common, writer, delivered, cpu, elapsed, undefined), healthz: probed.ttfb, healthzFailures: probed.failures, peakRssKiB, metrics };
     } finally {
       clearInterval(sampler);
       await probe.stop();
@@ -292,15 +349,15 @@ export function runBurst(rows: number, clients: number, context: ScenarioContext
 }
 
 /** Capacity run: hold `clients` idle streams, then one row to all of them. */
-export function runHold(target: Target, clients: number, context: ScenarioContext): Promise<StreamResult> {
-  return withConnected(target, clients, context, async ({ db, server, pool, common }) => {
-    const cpuStart = cpuMs(server.pid);
+export function runHold(target: Target, clients: number, context: ScenarioContext, variant: Variant = DEFAULT_VARIANT): Promise<StreamResult> {
+  return withConnected(target, clients, context, variant, async ({ db, server, pool, common, placement }) => {
+    const cpuStart = treeCpuMs(server.pid);
     const startedAt = wallMs();
-    const writer = await write(db, server, context, { burst: 1, duration: 0 });
+    const writer = await write(db, server, context, placement, { burst: 1, duration: 0 });
     const delivered = await pool.finish(writer.lastId, 60000);
-    const cpu = cpuMs(server.pid) - cpuStart;
+    const cpu = treeCpuMs(server.pid) - cpuStart;
     const elapsed = wallMs() - startedAt;
-    const firstEventMs = target === 'raw' ? undefined : await firstEventTimes(server, writer.lastId - 1, 10, 12000);
+    const firstEventMs = target === 'raw' ? undefined : await firstEventTimes(server, common.transport, writer.lastId - 1, 10, 12000);
     return streamResult(common, writer, delivered, cpu, elapsed, firstEventMs);
   });
 }

@@ -18,6 +18,42 @@ export class Tally {
   bytes = 0;
   firstReceiptAt = Infinity;
   lastReceiptAt = 0;
+
+  /**
+   * Counts row `id` received at `at` by a connection expecting `expected` next (ids have no gaps: the bench's writer
+   * is the only writer); returns the id it expects next, or -1 for a duplicate. `sentAt` undefined: no stamp.
+   */
+  row(expected: number, id: number, at: number, sentAt: number | undefined): number {
+    if (id < expected) {
+      this.duplicated++;
+      return -1;
+    }
+    if (id > expected) this.lost += id - expected;
+    this.deliveries++;
+    if (at < this.firstReceiptAt) this.firstReceiptAt = at;
+    if (at > this.lastReceiptAt) this.lastReceiptAt = at;
+    if (sentAt === undefined) this.unstamped++;
+    else this.latency.record(at - sentAt);
+    return id + 1;
+  }
+}
+
+/** What the load processes need of a stream, whatever its transport. */
+export interface StreamConnection {
+  readonly startedAt: number;
+  openedAt: number;
+  firstEventAt: number;
+  error: string | undefined;
+  ended: boolean;
+  readonly lastId: number;
+  settle(finalId: number): void;
+  close(): void;
+}
+
+export interface StreamCallbacks<C> {
+  onOpen?: (c: C) => void;
+  onFirstEvent?: (c: C) => void;
+  onEnd?: (c: C) => void;
 }
 
 export interface ConnectionTarget {
@@ -32,7 +68,7 @@ export interface ConnectionTarget {
  * exactly once and in order from its cursor on (`id = cursor + 1, cursor + 2, ...`: the bench's writer is the only
  * writer, so ids have no gaps) and records each row's commit-to-receipt latency from its `sent_at` column.
  */
-export class SseConnection {
+export class SseConnection implements StreamConnection {
   readonly socket: Socket;
   /** The next id expected. */
   private expected: number;
@@ -55,7 +91,7 @@ export class SseConnection {
     target: ConnectionTarget,
     cursor: number,
     tally: Tally,
-    callbacks: { onOpen?: (c: SseConnection) => void; onFirstEvent?: (c: SseConnection) => void; onEnd?: (c: SseConnection) => void } = {},
+    callbacks: StreamCallbacks<SseConnection> = {},
   ) {
     this.expected = cursor + 1;
     this.tally = tally;
@@ -106,21 +142,10 @@ export class SseConnection {
       this.tally.otherEvents++;
       return;
     }
-    const id = Number(event.id);
-    const tally = this.tally;
-    if (id < this.expected) {
-      tally.duplicated++;
-      return;
-    }
-    if (id > this.expected) tally.lost += id - this.expected;
-    this.expected = id + 1;
-    tally.deliveries++;
     const at = this.receivedAt;
-    if (at < tally.firstReceiptAt) tally.firstReceiptAt = at;
-    if (at > tally.lastReceiptAt) tally.lastReceiptAt = at;
-    const sentAt = sentAtOf(event.data);
-    if (sentAt === undefined) tally.unstamped++;
-    else tally.latency.record(at - sentAt);
+    const next = this.tally.row(this.expected, Number(event.id), at, sentAtOf(event.data));
+    if (next === -1) return;
+    this.expected = next;
     if (this.firstEventAt === 0) {
       this.firstEventAt = at;
       const onFirstEvent = this.onFirstEvent;

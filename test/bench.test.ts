@@ -4,8 +4,12 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ArgsError, parseBenchArgs } from '../bench/args.js';
 import { HttpStreamReader } from '../bench/http-stream.js';
-import { killAll } from '../bench/processes.js';
+import { otherCpuPercent, sampleCpu } from '../bench/machine-load.js';
+import { killAll, processTree, treeCpuMs } from '../bench/processes.js';
 import { runStream, type ScenarioContext } from '../bench/scenario.js';
+import { parseServerMetrics } from '../bench/server-metrics.js';
+import { rowMessageFields } from '../bench/ws-connection.js';
+import { acceptFor, closePayload, encodeFrame, Opcodes, WsFrameParser } from '../bench/ws-frame.js';
 import { sentAtOf } from '../bench/sse-connection.js';
 import { SseParser, type SseEvent } from '../bench/sse-parser.js';
 import { Histogram, percentile, summarize } from '../bench/stats.js';
@@ -131,11 +135,136 @@ test('sentAtOf: reads the stamp from a row', () => {
   assert.is(sentAtOf('{"id":1}'), undefined);
 });
 
+interface Parsed {
+  messages: string[];
+  pings: string[];
+  pongs: string[];
+  closes: [number, string][];
+  errors: string[];
+}
+
+function parseFrames(chunks: Buffer[]): Parsed {
+  const out: Parsed = { messages: [], pings: [], pongs: [], closes: [], errors: [] };
+  const parser = new WsFrameParser({
+    onMessage: (payload, binary) => out.messages.push((binary ? 'bin:' : '') + payload.toString('utf8')),
+    onPing: (payload) => out.pings.push(payload.toString()),
+    onPong: (payload) => out.pongs.push(payload.toString()),
+    onClose: (code, reason) => out.closes.push([code, reason]),
+    onError: (message) => out.errors.push(message),
+  });
+  for (const chunk of chunks) parser.feed(chunk);
+  return out;
+}
+
+const server = (opcode: number, payload: string | Buffer, fin = true) => encodeFrame(opcode, Buffer.isBuffer(payload) ? payload : Buffer.from(payload), { mask: false, fin });
+const row = (id: number, text = 'é€😀') => `{"type":"row","id":${id},"row":{"id":${id},"message":${JSON.stringify(text)},"sent_at":1764050778123.25}}`;
+
+test('ws frames: 7-, 16- and 64-bit lengths, ping, fragments and close, however the bytes are split', () => {
+  const medium = row(2, 'm'.repeat(300)); // 126..65535 bytes: 16-bit length
+  const large = row(3, 'L'.repeat(70000)); // over 65535: 64-bit length
+  const stream = Buffer.concat([
+    server(Opcodes.TEXT, row(1)),
+    server(Opcodes.PING, 'are you there'),
+    server(Opcodes.TEXT, medium),
+    server(Opcodes.TEXT, large),
+    server(Opcodes.TEXT, 'frag-', false),
+    server(Opcodes.PING, 'mid'),
+    server(Opcodes.CONTINUATION, 'ment', false),
+    server(Opcodes.CONTINUATION, 'ed', true),
+    server(Opcodes.BINARY, Buffer.from([1, 2])),
+    server(Opcodes.PONG, ''),
+    server(Opcodes.TEXT, ''),
+    server(Opcodes.CLOSE, closePayload(1001, 'server shutting down')),
+  ]);
+  const mediumAt = server(Opcodes.TEXT, row(1)).length + server(Opcodes.PING, 'are you there').length;
+  assert.is(stream[mediumAt + 1] & 0x7f, 126, 'the medium frame uses a 16-bit length');
+  const expected: Parsed = {
+    messages: [row(1), medium, large, 'frag-mented', 'bin:\u0001\u0002', ''],
+    pings: ['are you there', 'mid'],
+    pongs: [''],
+    closes: [[1001, 'server shutting down']],
+    errors: [],
+  };
+  // Every cut within the small frames, then cuts around the large frame's header and body, then one byte at a time.
+  const cuts: Buffer[][] = [[stream]];
+  for (let i = 1; i < 400; i++) cuts.push([stream.subarray(0, i), stream.subarray(i)]);
+  const largeAt = stream.indexOf(Buffer.from([0x81, 127]));
+  assert.ok(largeAt > 0);
+  for (let i = largeAt - 2; i < largeAt + 14; i++) cuts.push([stream.subarray(0, i), stream.subarray(i)]);
+  for (let i = stream.length - 120; i < stream.length; i++) cuts.push([stream.subarray(0, i), stream.subarray(i)]);
+  cuts.push([...stream].map((b) => Buffer.from([b])));
+  for (const chunks of cuts) assert.equal(parseFrames(chunks), expected, `split at ${chunks.length > 2 ? 'every byte' : chunks[0].length}`);
+});
+
+test('ws frames: a client frame is masked and reads back the same; a close without a code is 1005', () => {
+  const pong = encodeFrame(Opcodes.PONG, Buffer.from('hi'));
+  assert.is(pong[0], 0x8a);
+  assert.is(pong[1], 0x80 | 2, 'mask bit and length');
+  assert.equal(parseFrames([pong]).pongs, ['hi'], 'unmasked with its key');
+  const big = Buffer.alloc(70000, 'z');
+  const masked = encodeFrame(Opcodes.TEXT, big);
+  assert.is(masked[1], 0x80 | 127);
+  assert.is(masked.length, 2 + 8 + 4 + 70000);
+  assert.equal(parseFrames([masked]).messages, ['z'.repeat(70000)]);
+  assert.equal(parseFrames([server(Opcodes.CLOSE, '')]).closes, [[1005, '']]);
+  assert.is(acceptFor('dGhlIHNhbXBsZSBub25jZQ=='), 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=', 'RFC 6455 section 1.3');
+});
+
+test('ws frames: protocol errors stop the parser', () => {
+  assert.match(parseFrames([server(Opcodes.CONTINUATION, 'x')]).errors[0], /continuation without a message/);
+  assert.match(parseFrames([Buffer.concat([server(Opcodes.TEXT, 'a', false), server(Opcodes.TEXT, 'b')])]).errors[0], /new message inside/);
+  assert.match(parseFrames([Buffer.from([0x83, 0])]).errors[0], /unknown opcode 3/);
+  assert.match(parseFrames([Buffer.from([0xc1, 0])]).errors[0], /RSV/);
+  assert.match(parseFrames([server(Opcodes.PING, 'x', false)]).errors[0], /control frame/);
+  const after = parseFrames([Buffer.from([0x83, 0]), server(Opcodes.TEXT, 'ignored')]);
+  assert.equal([after.errors.length, after.messages.length], [1, 0]);
+});
+
+test('ws row messages: id and sent_at read from the bytes; other messages are not rows', () => {
+  assert.equal(rowMessageFields(Buffer.from(row(42))), { id: 42, sentAt: 1764050778123.25 });
+  assert.equal(rowMessageFields(Buffer.from('{"type":"row","id":7,"row":{"id":7}}')), { id: 7, sentAt: undefined });
+  assert.is(rowMessageFields(Buffer.from('{"type":"reset","id":17,"reason":"cursor-ahead","lastEventId":250,"lastId":17}')), undefined);
+  assert.is(rowMessageFields(Buffer.from('{"type":"row","id":x}')), undefined);
+});
+
+test('process tree: this process and its children; CPU summed over them', () => {
+  const tree = processTree(process.pid);
+  assert.is(tree[0], process.pid);
+  assert.ok(treeCpuMs(process.pid) > 0);
+  assert.equal(processTree(2 ** 22 + 12345), [2 ** 22 + 12345], 'a missing process is just itself');
+});
+
+test('server metrics: event-loop delay and the fan-out histogram from the Prometheus text', () => {
+  const text = [
+    '# HELP nodejs_eventloop_lag_max_seconds The maximum recorded event loop delay.',
+    'nodejs_eventloop_lag_max_seconds 0.65',
+    'nodejs_eventloop_lag_p99_seconds 0.0123',
+    'sqlite_sse_fanout_latency_seconds_bucket{le="0.001"} 90',
+    'sqlite_sse_fanout_latency_seconds_bucket{le="0.01"} 99',
+    'sqlite_sse_fanout_latency_seconds_bucket{le="+Inf"} 100',
+    'sqlite_sse_fanout_latency_seconds_sum 0.2',
+    'sqlite_sse_fanout_latency_seconds_count 100',
+  ].join('\n');
+  const m = parseServerMetrics(text);
+  assert.equal([m.eventLoopLagMaxMs, m.fanouts, m.fanoutP99BucketMs], [650, 100, 10]);
+  assert.ok(Math.abs(m.eventLoopLagP99Ms - 12.3) < 1e-9 && Math.abs(m.fanoutMeanMs - 2) < 1e-9);
+  assert.ok(Number.isNaN(parseServerMetrics('').eventLoopLagMaxMs));
+});
+
+test('machine load: CPU of other work is machine busy time minus ours, never negative', () => {
+  const from = sampleCpu();
+  assert.ok(from.machineMs > 0 && from.oursMs > 0);
+  assert.is(otherCpuPercent({ at: 0, machineMs: 1000, oursMs: 100 }, { at: 1000, machineMs: 1800, oursMs: 600 }), 30);
+  assert.is(otherCpuPercent({ at: 0, machineMs: 1000, oursMs: 100 }, { at: 1000, machineMs: 1100, oursMs: 600 }), 0);
+});
+
 test('args: defaults, lists, quick, and one-line errors that name the flag', () => {
   const defaults = parseBenchArgs([]);
   assert.equal(defaults.clients, [1, 100, 1000]);
   assert.equal(defaults.baselines, ['poll100', 'poll5000', 'raw']);
-  assert.equal([defaults.rate, defaults.rowsPerCommit, defaults.rowBytes, defaults.duration, defaults.transport], [100, 1, 100, 10, 'sse']);
+  assert.equal([defaults.rate, defaults.rowsPerCommit, defaults.rowBytes, defaults.duration, defaults.transports, defaults.workers], [100, 1, 100, 10, ['sse'], [1]]);
+  const both = parseBenchArgs(['--transport', 'sse,ws', '--workers', '1,2']);
+  assert.equal([both.transports, both.workers], [['sse', 'ws'], [1, 2]]);
   const given = parseBenchArgs(['--clients', '10,20', '--rate=5', '--baseline', 'raw', '--burst', '100', '--no-pin', '--server-arg', '--history-rows 5']);
   assert.equal(given.clients, [10, 20]);
   assert.equal([given.rate, given.burst, given.pin], [5, 100, false]);
@@ -152,7 +281,9 @@ test('args: defaults, lists, quick, and one-line errors that name the flag', () 
     [['--rate'], /--rate expects N/],
     [['--bogus'], /unknown option --bogus/],
     [['--baseline', 'php'], /--baseline expects/],
-    [['--transport', 'ws'], /no WebSocket transport yet/],
+    [['--transport', 'sse,h3'], /--transport expects one of sse, ws/],
+    [['--workers', '0'], /--workers expects at least one/],
+    [['--workers', '2', '--server-arg', '--workers 2'], /either as --workers N,N or in --server-arg/],
     [['--synchronous', 'sometimes'], /--synchronous expects one of full, normal, off/],
     [['positional'], /unexpected argument/],
   ] as [string[], RegExp][]) {
@@ -163,7 +294,7 @@ test('args: defaults, lists, quick, and one-line errors that name the flag', () 
 test('bench --help lists every flag and exits 0', () => {
   const script = fileURLToPath(new URL('../bench/run.js', import.meta.url));
   const help = execFileSync(process.execPath, [script, '--help'], { encoding: 'utf8', timeout: 10000 });
-  for (const flag of ['--clients', '--rate', '--rows-per-commit', '--row-bytes', '--duration', '--transport', '--baseline', '--quick', '--burst', '--idle-clients']) {
+  for (const flag of ['--clients', '--rate', '--rows-per-commit', '--row-bytes', '--duration', '--transport', '--workers', '--baseline', '--quick', '--burst', '--idle-clients']) {
     assert.ok(help.includes(flag), flag);
   }
 });
@@ -190,6 +321,23 @@ test('smoke: a tiny run of the real server counts every row exactly once', async
     assert.ok(result.delivered.latency.percentile(99) <= result.delivered.latency.max);
     assert.ok(result.serverCpuMs >= 0 && result.deliveriesPerSecond > 0);
     assert.ok(result.firstEventMs && result.firstEventMs.count === 10 && result.firstEventMs.min >= 0);
+  } finally {
+    killAll();
+  }
+});
+
+test('smoke: the same over WebSocket (raw-socket client: handshake, frames, exactly once)', async () => {
+  const options = parseBenchArgs(['--clients', '3', '--rate', '20', '--duration', '1', '--idle-seconds', '0.2', '--baseline', 'none', '--no-pin', '--transport', 'ws']);
+  const context: ScenarioContext = { options, placement: {}, log: () => undefined };
+  try {
+    const result = await withTimeout(runStream('sqlite-sse', 3, context, { transport: 'ws', workers: 1 }), 60000, 'ws smoke run');
+    assert.is(result.label, 'sqlite-sse/ws');
+    assert.equal([result.open, result.failed], [3, 0]);
+    assert.ok(result.writer.rows >= 5, `rows written: ${result.writer.rows}`);
+    assert.is(result.delivered.deliveries, 3 * result.writer.rows);
+    assert.equal([result.delivered.lost, result.delivered.duplicated, result.delivered.dropped, result.delivered.unstamped, result.delivered.otherEvents], [0, 0, 0, 0, 0]);
+    assert.is(result.delivered.latency.count, result.delivered.deliveries);
+    assert.ok(result.firstEventMs && result.firstEventMs.count === 10);
   } finally {
     killAll();
   }
