@@ -352,7 +352,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     if (this.state !== 'running') return 'wait';
     let page: RowPage;
     try {
-      const reader = this.currentReader();
+      // Whether the file was replaced is asked once per doorbell, not on every look that follows it.
+      const reader = this.currentReader(firstAfterDoorbell);
       if (!reader) return 'wait';
       page = reader.rowsAfter(this.lastIdRead, this.options.pageRows, PAGE_BYTES);
       // A doorbell that brought no row may mean the file was overwritten in place by an older copy. Inside this
@@ -375,8 +376,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     return encoded.length === this.options.pageRows || page.cut ? 'more' : 'rows';
   }
 
-  /** The open reader, reopening the database when its file was replaced or came back. */
-  private currentReader(): TableReader | undefined {
+  /** The open reader, reopening the database when its file was replaced (checked unless `checkFile` is false) or came back. */
+  private currentReader(checkFile = true): TableReader | undefined {
+    if (this.reader && !checkFile) return this.reader;
     if (this.reader) {
       const file = this.reader.fileState();
       if (file === 'same') return this.reader;
