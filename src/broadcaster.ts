@@ -43,8 +43,6 @@ export type DatabaseState = 'ok' | 'missing' | 'error';
 type BroadcasterEvents = {
   /** Something an operator should know: the database vanished, was replaced, a read failed. */
   warning: [message: string];
-  /** A client was closed by the broadcaster. */
-  closed: [client: Client, reason: 'too-slow' | 'catch-up-limit' | 'shutdown'];
   /** New rows are in memory, `seconds` after the doorbell that announced them. */
   read: [seconds: number, rows: number];
   /** One batch was written to every live client in `seconds`. */
@@ -263,7 +261,6 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     if (limit > 0 && subscription.rowsFromDatabase >= limit) {
       // Bounds the work one request can cause; the client resumes from its cursor and goes on.
       this.detach(client);
-      this.emit('closed', client, 'catch-up-limit');
       client.close('catch-up-limit');
       return false;
     }
@@ -528,7 +525,6 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   private fellBehind(client: Client, subscription: Subscription): void {
     this.live.delete(client);
     if (client.lagPolicy === 'close') {
-      this.emit('closed', client, 'too-slow');
       client.close('too-slow');
       return;
     }
@@ -542,7 +538,6 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     for (const client of this.live.keys()) client.sendHeartbeat();
     for (const [client, subscription] of this.catchingUp) {
       if (subscription.stalledSince && now - subscription.stalledSince > this.options.slowClientTimeoutMs) {
-        this.emit('closed', client, 'too-slow');
         client.close('too-slow');
         this.detach(client);
       } else {

@@ -14,7 +14,7 @@ export type PassOutcome =
   | 'wait';
 
 /** After a doorbell, look again after these delays: a commit can become visible a little after its file event. */
-export const SETTLE_DELAYS_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+const SETTLE_DELAYS_MS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 /**
  * After a read that found rows, the commit that rang is visible: the looks that follow only guard against a second
  * commit whose event was folded into the first, so they start at 4 ms instead of 1 ms. At 100 commits/s this is one
