@@ -118,6 +118,40 @@ test('--watcher chokidar streams live rows too', async () => {
   }
 });
 
+test('--event names every row event, so onmessage does not fire and addEventListener(NAME) does', async () => {
+  const path = createMessagesDatabase(directory);
+  sqlite(path, "INSERT INTO messages(message) VALUES ('named');");
+  const server = await startServer(['--db', path, '--event', 'message-row']);
+  const stream = new SseStream(server.url + '/events?lastEventId=0');
+  try {
+    await waitFor('the named event', () => stream.events.length >= 1, 5000);
+    assert.equal(stream.events[0], { id: '1', event: 'message-row', data: '{"id":1,"message":"named"}' });
+  } finally {
+    stream.close();
+    await server.stop();
+  }
+});
+
+test('--workers 2 serves every row from two processes on one port and stops on SIGTERM', async () => {
+  const path = createMessagesDatabase(directory);
+  const server = await startServer(['--db', path, '--workers', '2']);
+  const streams = [1, 2, 3, 4].map(() => new SseStream(server.url + '/events?lastEventId=0'));
+  try {
+    assert.match(server.output(), /listening on http:\/\/127\.0\.0\.1:\d+ \(db .*, table messages, last id 0\)/);
+    await waitFor('the workers line', () => /2 workers share the port/.test(server.output()), 3000);
+    for (const stream of streams) await stream.waitForResponse();
+    for (let i = 1; i <= 10; i++) sqlite(path, `INSERT INTO messages(message) VALUES ('row ${i}');`);
+    for (const stream of streams) {
+      await stream.waitForRows(10);
+      assert.equal(stream.ids(), Array.from({ length: 10 }, (_, i) => i + 1));
+    }
+    assert.is(await server.stop('SIGTERM', 4000), 0);
+  } finally {
+    for (const stream of streams) stream.close();
+    await server.stop('SIGKILL');
+  }
+});
+
 test('SIGTERM ends every stream and exits 0 within two seconds', async () => {
   const path = createMessagesDatabase(directory);
   const server = await startServer(['--db', path]);
