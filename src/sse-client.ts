@@ -41,6 +41,8 @@ export class SseClient implements Client {
   private readonly response: ServerResponse;
   private readonly counters: TransportCounters;
   private outgoing: Outgoing | undefined;
+  /** HTTP/1.x: the socket frames are written to directly, once the headers are out. */
+  private socket: Socket | undefined;
   /** The HTTP/1.1 body is chunked (HTTP/1.0 bodies simply end when the connection closes). */
   private chunked = false;
   private ended = false;
@@ -65,19 +67,22 @@ export class SseClient implements Client {
     this.chunked = this.response.chunkedEncoding;
     this.response.flushHeaders();
     this.outgoing = socket;
+    this.socket = socket;
     this.writeFrame(retryFrame);
   }
 
-  private writeFrame(frame: Buffer): void {
-    if (this.outgoing === this.response.socket) this.outgoing!.write(this.chunked ? httpChunk(frame) : frame);
-    else this.response.write(frame);
+  /** Writes a frame; `chunk`, when given, is the same frame already framed as an HTTP/1.1 chunk. */
+  private writeFrame(frame: Buffer, chunk?: Buffer): void {
+    if (!this.socket) this.response.write(frame);
+    else if (!this.chunked) this.socket.write(frame);
+    else this.socket.write(chunk ?? httpChunk(frame));
   }
 
   send(batch: RowBatch): void {
     if (this.ended) return;
     const frames = batch.sse;
-    if (this.outgoing !== this.response.socket) this.response.write(frames);
-    else this.outgoing!.write(this.chunked ? batch.sseChunk : frames);
+    // The batch's chunk is framed once for all clients; only HTTP/1.1 clients ask for it.
+    this.writeFrame(frames, this.socket && this.chunked ? batch.sseChunk : undefined);
     this.counters.frames += batch.rows.length;
     this.counters.bytes += frames.length;
   }
@@ -89,9 +94,7 @@ export class SseClient implements Client {
   }
 
   sendHeartbeat(): void {
-    if (this.ended) return;
-    if (this.chunked && this.outgoing === this.response.socket) this.outgoing!.write(HEARTBEAT_CHUNK);
-    else this.writeFrame(HEARTBEAT);
+    if (!this.ended) this.writeFrame(HEARTBEAT, HEARTBEAT_CHUNK);
   }
 
   get bufferedBytes(): number {
