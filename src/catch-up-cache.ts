@@ -1,9 +1,9 @@
-import type { EncodedRow } from './encoded-row.js';
+import type { EncodedEvent } from './encoded-event.js';
 
-/** A page of rows read from the database for catching clients up: the rows after `after`, and where it ends. */
+/** A page of events read from the store for catching clients up: the events after `after`, and where it ends. */
 export interface CatchUpPage {
-  readonly rows: readonly EncodedRow[];
-  /** The cursor after this page: the last row's id, or further when no row lies between it and the ring. */
+  readonly events: readonly EncodedEvent[];
+  /** The cursor after this page: the last event's id, or further when no event lies between it and the ring. */
   readonly end: number;
   readonly bytes: number;
 }

@@ -50,18 +50,18 @@ function warnIfIdsMayBeReused(info: { idsOnlyGrow: boolean; table: string; idCol
 
 async function serve(options: Readonly<ServerOptions>, logger: Logger, createDemo: boolean): Promise<void> {
   const server = await SseServer.start(options, logger, createDemo);
-  const info = server.broadcaster.tableInfo!;
+  const info = server.source.tableInfo!;
   if (cluster.isWorker) {
-    tellPrimary({ type: 'listening', url: server.url, table: info.table, lastId: server.broadcaster.lastId });
+    tellPrimary({ type: 'listening', url: server.url, table: info.table, lastId: server.hub.lastId });
   } else {
     warnIfIdsMayBeReused(info, logger);
-    logger.info(listeningLine(server.url, options, info.table, server.broadcaster.lastId));
+    logger.info(listeningLine(server.url, options, info.table, server.hub.lastId));
   }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) process.exit(0);
     stopping = true;
-    if (!cluster.isWorker) logger.info(`${signal}: closing ${server.broadcaster.clientCount} stream(s)`);
+    if (!cluster.isWorker) logger.info(`${signal}: closing ${server.hub.clientCount} stream(s)`);
     // Never let a stuck peer hold the exit past the contract's couple of seconds.
     setTimeout(() => process.exit(0), 1500).unref();
     server.close().then(
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     prepareForWorkers(options, createDemo, logger);
     runPrimary(options, logger, (message) => {
       logger.info(listeningLine(message.url, options, message.table, message.lastId));
-      logger.info(`${options.workers} workers share the port, each with its own broadcaster`);
+      logger.info(`${options.workers} workers share the port, each with its own hub`);
     });
     return;
   }

@@ -1,4 +1,4 @@
-import type { RowBatch } from './encoded-row.js';
+import type { EventBatch } from './encoded-event.js';
 
 /** Why a client's stream ended: logged, counted, and for WebSocket sent as the close reason. */
 export type CloseReason = 'client-left' | 'too-slow' | 'catch-up-limit' | 'bad-cursor' | 'shutdown';
@@ -10,8 +10,19 @@ export interface TransportCounters {
 }
 
 /**
- * The seam between the broadcaster and a transport (SSE, WebSocket).
- * The broadcaster never knows the protocol: it hands every client the same batch and each writes its own frame.
+ * A `reset` control event: `reason` says why, `id` (when present) is the cursor the client continues from, the other
+ * fields are sent as they are. SSE: `id: ID`, `event: reset`, the fields without `id` as data; WebSocket:
+ * `{"type":"reset","id":ID,...}`.
+ */
+export interface ResetInfo {
+  reason: string;
+  id?: number;
+  [field: string]: unknown;
+}
+
+/**
+ * The seam between the hub and a transport (SSE, WebSocket).
+ * The hub never knows the protocol: it hands every client the same batch and each writes its own frame.
  */
 export interface Client {
   /**
@@ -19,16 +30,16 @@ export interface Client {
    * or the database once it drains) or `close` (it reconnects with its cursor and loses nothing).
    */
   readonly lagPolicy: 'park' | 'close';
-  /** Write rows. Must not block or await; the broadcaster reads `bufferedBytes` afterwards. */
-  send(batch: RowBatch): void;
-  /** The client's cursor is ahead of the table (the database was replaced): it moves back to `lastId`. */
-  sendReset(lastId: number, requested: number): void;
+  /** Write events. Must not block or await; the hub reads `bufferedBytes` afterwards. */
+  send(batch: EventBatch): void;
+  /** The client's place in the stream changed (its cursor is ahead of the store, or its history is gone). */
+  sendReset(reset: ResetInfo): void;
   /** Keep idle connections and proxies alive. */
   sendHeartbeat(): void;
   /** Bytes written but not yet taken by the peer. */
   readonly bufferedBytes: number;
   /** Call `callback` once, as soon as the client can take more (at once if it already can). */
   whenDrained(callback: () => void): void;
-  /** End the stream; the transport then calls `Broadcaster.detach`. Idempotent. */
+  /** End the stream; the transport then calls `Hub.detach`. Idempotent. */
   close(reason: CloseReason): void;
 }

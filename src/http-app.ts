@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AccessControl, Area } from './access.js';
-import type { Broadcaster } from './broadcaster.js';
+import type { Hub } from './hub.js';
 import type { Connections } from './connections.js';
 import { requestCursor } from './cursor.js';
 import { SseError } from './errors.js';
@@ -11,7 +11,7 @@ import type { StaticFile, StaticFiles } from './static-files.js';
 
 export interface HttpAppOptions {
   access: AccessControl;
-  broadcaster: Broadcaster;
+  hub: Hub;
   connections: Connections;
   metrics: Metrics;
   /** Serve `/metrics`. */
@@ -119,7 +119,7 @@ export class HttpApp {
   }
 
   private events(request: IncomingMessage, response: ServerResponse, query: URLSearchParams): void {
-    const { broadcaster, connections, metrics } = this.options;
+    const { hub, connections, metrics } = this.options;
     const ip = clientAddress(request);
     let cursor: number | undefined;
     try {
@@ -148,15 +148,15 @@ export class HttpApp {
     response.on('error', ignore);
     response.on('close', () => {
       client.markGone();
-      broadcaster.detach(client);
+      hub.detach(client);
       connections.closed(connection, client.closeReason ?? 'client-left');
     });
-    broadcaster.attach(client, cursor);
+    hub.attach(client, cursor);
   }
 
   private health(request: IncomingMessage, response: ServerResponse): void {
-    const stats = this.options.broadcaster.stats();
-    const body = JSON.stringify({ ok: stats.database === 'ok', ...stats, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) });
+    const stats = this.options.hub.stats();
+    const body = JSON.stringify({ ...stats, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) });
     response.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
     response.end(request.method === 'HEAD' ? undefined : body + '\n');
   }

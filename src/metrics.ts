@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Broadcaster } from './broadcaster.js';
+import type { Hub } from './hub.js';
 import type { CloseReason, TransportCounters } from './client.js';
 
 export type Transport = 'sse' | 'ws';
@@ -7,7 +7,7 @@ export type Transport = 'sse' | 'ws';
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /**
- * Prometheus metrics (prom-client formats them). Hot paths bump plain counters (the broadcaster's, each
+ * Prometheus metrics (prom-client formats them). Hot paths bump plain counters (the hub's, each
  * transport's); those are copied into the registry only when `/metrics` is scraped.
  */
 export class Metrics {
@@ -19,7 +19,7 @@ export class Metrics {
   private readonly closed: Counter<'transport' | 'reason'>;
   private readonly refused: Counter<'transport' | 'reason'>;
 
-  constructor(broadcaster: Broadcaster, enabled: boolean) {
+  constructor(hub: Hub, enabled: boolean) {
     const registry = this.registry;
     const prefix = 'sqlite_sse_';
     this.clients = new Gauge({ name: prefix + 'clients', help: 'Connected clients by transport', labelNames: ['transport'], registers: [registry] });
@@ -41,7 +41,7 @@ export class Metrics {
       this.opened.inc({ transport }, 0);
     }
     const transports = this.transports;
-    const counters = broadcaster.counters;
+    const counters = hub.counters;
     new Counter({
       name: prefix + 'rows_read_total',
       help: 'Rows read from the database by the live read loop (once each, whatever the number of clients)',
@@ -96,7 +96,7 @@ export class Metrics {
       help: 'Rows held in memory for resuming clients',
       registers: [registry],
       collect() {
-        this.set(broadcaster.stats().ringRows);
+        this.set(hub.stats().ringRows);
       },
     });
     new Gauge({
@@ -104,7 +104,7 @@ export class Metrics {
       help: 'Bytes held in memory for resuming clients',
       registers: [registry],
       collect() {
-        this.set(broadcaster.stats().ringBytes);
+        this.set(hub.stats().ringBytes);
       },
     });
     new Gauge({
@@ -112,7 +112,7 @@ export class Metrics {
       help: 'Highest id read',
       registers: [registry],
       collect() {
-        this.set(broadcaster.lastId);
+        this.set(hub.lastId);
       },
     });
     const readLatency = new Histogram({
@@ -128,8 +128,8 @@ export class Metrics {
       registers: [registry],
     });
     if (!enabled) return;
-    broadcaster.on('read', (seconds) => readLatency.observe(seconds));
-    broadcaster.on('fanout', (seconds) => fanoutLatency.observe(seconds));
+    hub.on('read', (seconds) => readLatency.observe(seconds));
+    hub.on('fanout', (seconds) => fanoutLatency.observe(seconds));
     // process_* and nodejs_* metrics, event-loop delay (nodejs_eventloop_lag_*) among them.
     collectDefaultMetrics({ register: registry });
   }

@@ -43,7 +43,7 @@ export interface ServerOptions {
   token: string | undefined;
   /** What the token guards. */
   protect: ReadonlySet<Area>;
-  /** Server processes sharing the port, each with its own broadcaster. */
+  /** Server processes sharing the port, each with its own hub. */
   workers: number;
   /** What rings the doorbell on a commit. */
   watcher: WatcherBackend;

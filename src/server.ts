@@ -4,32 +4,35 @@ import { createSecureServer, type Http2SecureServer, type Http2Session } from 'n
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { AccessControl } from './access.js';
-import { Broadcaster } from './broadcaster.js';
 import { Connections } from './connections.js';
 import { createDemoTable } from './demo-database.js';
 import { ErrorCodes, SseError } from './errors.js';
 import { HttpApp } from './http-app.js';
+import { Hub } from './hub.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import type { ServerOptions } from './options.js';
 import { StaticFiles } from './static-files.js';
+import { TableSource } from './table-source.js';
 import { WsEndpoint } from './ws-endpoint.js';
 
 /** The public folder shipped with the package (dist/src/ -> public/). */
 export const DEFAULT_PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
 
-/** A running server: one http.Server, one broadcaster. */
+/** A running server: one http.Server, one hub over the table's source. */
 export class SseServer {
   readonly options: Readonly<ServerOptions>;
-  readonly broadcaster: Broadcaster;
+  readonly hub: Hub;
+  readonly source: TableSource;
   private readonly http: Server | Http2SecureServer;
   private readonly sockets = new Set<Socket>();
   private readonly sessions = new Set<Http2Session>();
   private closing: Promise<void> | undefined;
 
-  private constructor(options: Readonly<ServerOptions>, broadcaster: Broadcaster, http: Server | Http2SecureServer) {
+  private constructor(options: Readonly<ServerOptions>, hub: Hub, source: TableSource, http: Server | Http2SecureServer) {
     this.options = options;
-    this.broadcaster = broadcaster;
+    this.hub = hub;
+    this.source = source;
     this.http = http;
     http.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
@@ -42,7 +45,7 @@ export class SseServer {
   }
 
   /**
-   * Open the database, start the broadcaster, listen. Rejects with an SseError whose one-line message says what
+   * Open the database, start the hub over its source, listen. Rejects with an SseError whose one-line message says what
    * is wrong and what to do. `createDemo`: create `./sse.db` as the demo when it is missing (plain `npm start`).
    */
   static async start(options: Readonly<ServerOptions>, logger: Logger, createDemo = false): Promise<SseServer> {
@@ -56,16 +59,17 @@ export class SseServer {
     } catch (error) {
       throw new SseError(ErrorCodes.BAD_OPTION, `cannot read the page folder ${options.publicDir ?? DEFAULT_PUBLIC_DIR}: ${(error as Error).message} (see --public)`);
     }
-    const broadcaster = new Broadcaster({ ...options, path: options.db });
-    broadcaster.on('warning', (message) => logger.warn(message));
-    await broadcaster.start();
+    const source = new TableSource({ ...options, path: options.db });
+    const hub = new Hub(source, options);
+    hub.on('warning', (message) => logger.warn(message));
+    await hub.start();
     try {
-      const metrics = new Metrics(broadcaster, options.metrics);
+      const metrics = new Metrics(hub, options.metrics);
       const connections = new Connections(options, metrics, logger);
       const access = new AccessControl(options);
       const app = new HttpApp({
         access,
-        broadcaster,
+        hub,
         connections,
         metrics,
         metricsEnabled: options.metrics,
@@ -80,12 +84,12 @@ export class SseServer {
         if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         else socket.destroy();
       });
-      http.on('upgrade', new WsEndpoint({ access, broadcaster, connections, metrics }).handleUpgrade);
-      const server = new SseServer(options, broadcaster, http);
+      http.on('upgrade', new WsEndpoint({ access, hub, connections, metrics }).handleUpgrade);
+      const server = new SseServer(options, hub, source, http);
       await listen(http, options.port, options.host);
       return server;
     } catch (error) {
-      await broadcaster.close();
+      await hub.close();
       throw error;
     }
   }
@@ -107,7 +111,7 @@ export class SseServer {
 
   private async shutDown(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
-    await this.broadcaster.close();
+    await this.hub.close();
     if ('closeIdleConnections' in this.http) this.http.closeIdleConnections();
     for (const session of this.sessions) session.close();
     // Streams were ended; a peer that does not take its last bytes is not allowed to hold the exit.

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Client, CloseReason, TransportCounters } from './client.js';
-import type { RowBatch } from './encoded-row.js';
+import type { Client, CloseReason, ResetInfo, TransportCounters } from './client.js';
+import type { EventBatch } from './encoded-event.js';
 import { httpChunk } from './http-chunk.js';
 import { encodeComment, encodeEvent } from './sse-frame.js';
 
@@ -9,7 +9,7 @@ const HEARTBEAT = encodeComment('heartbeat');
 const HEARTBEAT_CHUNK = httpChunk(HEARTBEAT);
 const CATCH_UP_LIMIT = encodeComment('catch-up limit reached: reconnect with Last-Event-ID to continue');
 
-/** The SSE event that tells a client its cursor is ahead of the table; its `id:` moves the cursor back. */
+/** The SSE event that tells a client its place changed (cursor ahead of the store, history gone); its `id:` moves the cursor. */
 export const RESET_EVENT = 'reset';
 
 /** Response headers of the stream (DESIGN.md §2); `Connection` is only valid on HTTP/1.x. */
@@ -78,19 +78,19 @@ export class SseClient implements Client {
     else this.socket.write(chunk ?? httpChunk(frame));
   }
 
-  send(batch: RowBatch): void {
+  send(batch: EventBatch): void {
     if (this.ended) return;
     const frames = batch.sse;
     // The batch's chunk is framed once for all clients; only HTTP/1.1 clients ask for it.
     this.writeFrame(frames, this.socket && this.chunked ? batch.sseChunk : undefined);
-    this.counters.frames += batch.rows.length;
+    this.counters.frames += batch.events.length;
     this.counters.bytes += frames.length;
   }
 
-  sendReset(lastId: number, requested: number): void {
+  sendReset(reset: ResetInfo): void {
     if (this.ended) return;
-    const data = JSON.stringify({ reason: 'cursor-ahead', lastEventId: requested, lastId });
-    this.writeFrame(encodeEvent(String(lastId), RESET_EVENT, data));
+    const { id, ...data } = reset;
+    this.writeFrame(encodeEvent(id === undefined ? undefined : String(id), RESET_EVENT, JSON.stringify(data)));
   }
 
   sendHeartbeat(): void {

@@ -20,10 +20,13 @@ function dataLines(data: string): string {
   return out;
 }
 
-/** An event: `id:`, optional `event:`, the payload as `data:` lines, then the blank line that dispatches it. */
-export function encodeEvent(id: string, event: string | undefined, data: string): Buffer {
-  assertFieldValue('id', id);
-  let text = 'id: ' + id + '\n';
+/** An event: `id:` (unless undefined), optional `event:`, the payload as `data:` lines, then the blank line that dispatches it. */
+export function encodeEvent(id: string | undefined, event: string | undefined, data: string): Buffer {
+  let text = '';
+  if (id !== undefined) {
+    assertFieldValue('id', id);
+    text += 'id: ' + id + '\n';
+  }
   if (event) {
     assertFieldValue('event', event);
     text += 'event: ' + event + '\n';

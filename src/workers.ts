@@ -11,7 +11,7 @@ export function tellPrimary(message: WorkerMessage): void {
 }
 
 /**
- * `--workers N`: N processes, each with its own broadcaster, sharing one port (node:cluster hands out
+ * `--workers N`: N processes, each with its own hub, sharing one port (node:cluster hands out
  * connections). Each worker reads every row once; a client's stream lives in one worker.
  * The primary prints the one start-up line when all listen, restarts a worker that dies, and on SIGINT/SIGTERM
  * passes the signal on and exits 0 once they are gone.

@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
 import type { WebSocket } from 'ws';
-import type { Client, CloseReason, TransportCounters } from './client.js';
-import type { EncodedRow, RowBatch } from './encoded-row.js';
+import type { Client, CloseReason, ResetInfo, TransportCounters } from './client.js';
+import type { EncodedEvent, EventBatch } from './encoded-event.js';
 
 /** WebSocket close codes sqlite-sse uses (listed in the README). */
 export const WsCloseCodes = {
@@ -38,9 +38,12 @@ const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, option
 const FRAME_KEY = 'ws';
 const TEXT_FRAME = { fin: true, opcode: 0x01, mask: false, readOnly: true, rsv1: false };
 
-/** A row's WebSocket message: `{"type":"row","id":N,"row":{...}}`, framed once and shared by every client. */
-function rowFrame(row: EncodedRow): Buffer {
-  const message = Buffer.from(`{"type":"row","id":${row.id},"row":${row.json}}`, 'utf8');
+/**
+ * An event's WebSocket message, framed once and shared by every client: `{"type":"row","id":N,"row":{...}}` for a
+ * row of the insert stream, `{"type":"change","id":N,"change":{...}}` for a change.
+ */
+function eventFrame(event: EncodedEvent): Buffer {
+  const message = Buffer.from(`{"type":"${event.kind}","id":${event.id},"${event.kind}":${event.json}}`, 'utf8');
   return Buffer.concat(Sender.frame(message, TEXT_FRAME));
 }
 
@@ -78,16 +81,16 @@ export class WsClient implements Client {
     return this.closeReason === undefined && this.ws.readyState === 1;
   }
 
-  send(batch: RowBatch): void {
+  send(batch: EventBatch): void {
     if (!this.open) return;
-    const frames = batch.joined(FRAME_KEY, rowFrame);
+    const frames = batch.joined(FRAME_KEY, eventFrame);
     this.socket.write(frames);
-    this.counters.frames += batch.rows.length;
+    this.counters.frames += batch.events.length;
     this.counters.bytes += frames.length;
   }
 
-  sendReset(lastId: number, requested: number): void {
-    if (this.open) this.ws.send(JSON.stringify({ type: 'reset', id: lastId, reason: 'cursor-ahead', lastEventId: requested, lastId }));
+  sendReset(reset: ResetInfo): void {
+    if (this.open) this.ws.send(JSON.stringify({ type: 'reset', id: reset.id, ...reset }));
   }
 
   /** Ping from the shared heartbeat timer; a peer that did not answer the previous ping is dead. */

@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AccessControl } from './access.js';
-import type { Broadcaster } from './broadcaster.js';
+import type { Hub } from './hub.js';
 import type { Connections } from './connections.js';
 import { requestCursor } from './cursor.js';
 import { SseError } from './errors.js';
@@ -30,7 +30,7 @@ function ignore(): void {}
 
 export interface WsEndpointOptions {
   access: AccessControl;
-  broadcaster: Broadcaster;
+  hub: Hub;
   connections: Connections;
   metrics: Metrics;
 }
@@ -55,7 +55,7 @@ export class WsEndpoint {
       refuse(socket, 404, 'not found');
       return;
     }
-    const { access, broadcaster, connections, metrics } = this.options;
+    const { access, hub, connections, metrics } = this.options;
     const ip = clientAddress(request);
     if (!access.websocketOriginAllowed(request)) {
       connections.refused('ws', ip, 'origin');
@@ -93,10 +93,10 @@ export class WsEndpoint {
       ws.on('message', ignore);
       ws.once('close', () => {
         client.markGone();
-        broadcaster.detach(client);
+        hub.detach(client);
         connections.closed(connection, client.closeReason ?? 'client-left');
       });
-      broadcaster.attach(client, cursor);
+      hub.attach(client, cursor);
     });
   };
 }

@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CatchUpCache, type CatchUpPage } from '../src/catch-up-cache.js';
-import { EncodedRow, RowBatch } from '../src/encoded-row.js';
+import { EncodedEvent, EventBatch } from '../src/encoded-event.js';
 
-const page = (bytes: number, end: number): CatchUpPage => ({ rows: [], end, bytes });
+const page = (bytes: number, end: number): CatchUpPage => ({ events: [], end, bytes });
 
 test('the cache serves a page by the cursor it starts after', () => {
   const cache = new CatchUpCache(1000);
@@ -36,24 +36,24 @@ test('a page larger than the whole cache is not kept; clear() forgets everything
 });
 
 test('a batch joins its frames once, as one HTTP chunk too, and can start after a cursor', () => {
-  const rows = [1, 2, 3].map((id) => new EncodedRow(id, { id: BigInt(id), message: `m${id}` }, undefined));
-  const batch = new RowBatch(rows);
+  const rows = [1, 2, 3].map((id) => EncodedEvent.row(id, { id: BigInt(id), message: `m${id}` }, undefined));
+  const batch = new EventBatch(rows);
   const joined = batch.sse.toString();
   assert.is(joined, rows.map((row) => row.sse.toString()).join(''));
   assert.is(batch.sse, batch.sse, 'joined once');
   assert.is(batch.sseChunk.toString(), `${Buffer.byteLength(joined).toString(16)}\r\n${joined}\r\n`);
   assert.equal(
-    batch.after(1).rows.map((row) => row.id),
+    batch.after(1).events.map((row) => row.id),
     [2, 3],
   );
   let built = 0;
-  const frame = (row: EncodedRow) => {
+  const frame = (row: EncodedEvent) => {
     built++;
     return Buffer.from(`[${row.id}]`);
   };
   assert.is(batch.joined('test', frame).toString(), '[1][2][3]');
   batch.joined('test', frame);
-  new RowBatch(rows).joined('test', frame);
+  new EventBatch(rows).joined('test', frame);
   assert.is(built, 3, 'a row is framed once per transport, whatever the batches and clients');
 });
 

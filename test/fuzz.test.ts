@@ -243,7 +243,7 @@ function forbiddenMarkers(): string[] {
     JSON.parse(pkg).description as string,
     'root:x:0:0',
     '"compilerOptions"',
-    'export class Broadcaster',
+    'export class Hub',
     'SQLite format 3',
     '# sqlite-sse',
     '[core]',

@@ -1,0 +1,434 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { CatchUpCache, type CatchUpPage } from './catch-up-cache.js';
+import type { Client } from './client.js';
+import { EncodedEvent, EventBatch } from './encoded-event.js';
+import { Ring } from './ring.js';
+import type { PageResult, Source, SourceHistory, SourceSink } from './source.js';
+
+export interface HubOptions {
+  /** Events kept in memory for resuming clients. */
+  historyRows: number;
+  /** Bytes kept in memory for resuming clients. */
+  historyBytes: number;
+  /** Events a client without a cursor gets first (from memory). */
+  recentRows: number;
+  /** One heartbeat timer for all clients. */
+  heartbeatMs: number;
+  /** A live client with more than this buffered is parked and caught up when it drains. */
+  clientBufferBytes: number;
+  /** A client that takes nothing for this long is closed. */
+  slowClientTimeoutMs: number;
+  /** Events per catch-up read. */
+  pageRows: number;
+  /** Events one connection may be served from the store before its stream is ended (it resumes); 0: no limit. */
+  maxCatchUpRows: number;
+}
+
+type HubEvents = {
+  /** Something an operator should know: the database vanished, was replaced, a read failed. */
+  warning: [message: string];
+  /** New events are in memory, `seconds` after the notification that announced them. */
+  read: [seconds: number, events: number];
+  /** One batch was written to every live client in `seconds`. */
+  fanout: [seconds: number, clients: number];
+};
+
+/** Plain counters, cheap to bump on hot paths; /metrics reads them when scraped. */
+export interface HubCounters {
+  rowsRead: number;
+  replaysFromMemory: number;
+  replaysFromDatabase: number;
+  rowsFromDatabase: number;
+}
+
+/** The hub's own state for one client. */
+interface Subscription {
+  /** The id of the last event written to the client. */
+  cursor: number;
+  /** When the client began to hold up a write (0: it is keeping up). */
+  stalledSince: number;
+  /** Events this connection was served from the store. */
+  rowsFromDatabase: number;
+  /** A catch-up read is under way (an asynchronous source): the client waits for it. */
+  reading: boolean;
+}
+
+/** Bytes per write while a client catches up, so a resuming client never holds much more than this. */
+const CATCH_UP_CHUNK_BYTES = 256 * 1024;
+/** Memory for catch-up pages shared by clients resuming from the same place. */
+const CATCH_UP_CACHE_BYTES = 8 * 1024 * 1024;
+/** Catch-up steps run until this much of an event-loop turn is used, then yield to live events and sockets. */
+const CATCH_UP_TURN_MS = 5;
+
+/**
+ * One hub per stream: it is handed a source, keeps the newest events in a ring, brings resuming clients up to date
+ * from the ring or from the source's store, and writes each live batch, encoded once, to every client. It knows
+ * clients and nothing of SQLite, Redis or HTTP (DESIGN.md §6).
+ */
+export class Hub extends EventEmitter<HubEvents> {
+  readonly options: Readonly<HubOptions>;
+  readonly source: Source;
+  private ring: Ring<EncodedEvent>;
+  private lastPublished = 0;
+  private readonly live = new Map<Client, Subscription>();
+  private readonly catchingUp = new Map<Client, Subscription>();
+  private state: 'new' | 'running' | 'closed' = 'new';
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly catchUpCache = new CatchUpCache(CATCH_UP_CACHE_BYTES);
+  /** Clients whose next catch-up step is due, served a few at a time (see runCatchUps). */
+  private catchUpQueue: Client[] = [];
+  private catchUpArmed = false;
+  private readonly runCatchUpsBound = () => this.runCatchUps();
+  readonly counters: HubCounters = { rowsRead: 0, replaysFromMemory: 0, replaysFromDatabase: 0, rowsFromDatabase: 0 };
+
+  constructor(source: Source, options: HubOptions) {
+    super();
+    this.source = source;
+    this.options = Object.freeze({ ...options });
+    this.ring = new Ring(options.historyRows, options.historyBytes, 0);
+  }
+
+  /** Starts the source (rejects with its one-line SseError), fills the ring, starts the heartbeat. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('a hub starts once');
+    const sink: SourceSink = {
+      publish: (events) => this.publish(events),
+      restart: (history) => this.restart(history),
+      warn: (message) => this.emit('warning', message),
+      readLatency: (seconds, events) => this.emit('read', seconds, events),
+    };
+    // Running before the source starts: it may publish rows committed while its watch was being set up.
+    this.state = 'running';
+    try {
+      this.loadRing(await this.source.start(sink, { rows: this.options.historyRows, bytes: this.options.historyBytes }));
+    } catch (error) {
+      this.state = 'closed';
+      await this.source.close();
+      throw error;
+    }
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
+  }
+
+  /** The highest id published. */
+  get lastId(): number {
+    return this.lastPublished;
+  }
+
+  get clientCount(): number {
+    return this.live.size + this.catchingUp.size;
+  }
+
+  /** Read-only figures for /healthz: the hub's and the source's. */
+  stats() {
+    const { ok, ...store } = this.source.health();
+    return {
+      ok,
+      clients: this.clientCount,
+      lastId: this.lastPublished,
+      ...store,
+      ringRows: this.ring.size,
+      ringBytes: this.ring.bytes,
+      ringOldestId: this.ring.oldestId ?? null,
+    };
+  }
+
+  /**
+   * Start streaming to `client`: every event after `cursor` exactly once and in id order, then live events.
+   * Without a cursor, the newest `recentRows` events in memory, then live events.
+   */
+  attach(client: Client, cursor?: number): void {
+    if (this.state !== 'running') {
+      client.close('shutdown');
+      return;
+    }
+    const subscription: Subscription = { cursor: 0, stalledSince: 0, rowsFromDatabase: 0, reading: false };
+    if (cursor === undefined) {
+      subscription.cursor = this.ring.cursorBeforeNewest(this.options.recentRows, this.lastPublished);
+    } else if (cursor > this.lastPublished) {
+      this.attachAhead(client, subscription, cursor);
+      return;
+    } else {
+      subscription.cursor = cursor;
+      if (this.ring.covers(cursor)) this.counters.replaysFromMemory++;
+      else this.counters.replaysFromDatabase++;
+    }
+    this.catchingUp.set(client, subscription);
+    this.scheduleCatchUp(client);
+  }
+
+  /** Forget a client whose stream ended. Safe to call more than once. */
+  detach(client: Client): void {
+    this.live.delete(client);
+    this.catchingUp.delete(client);
+  }
+
+  /**
+   * A cursor beyond the last id published: either the source has not read the newest events yet (its store holds
+   * that id), or the store was replaced by one that ends before it; then the client is told to restart from the
+   * last id, so no event that comes next is skipped.
+   */
+  private attachAhead(client: Client, subscription: Subscription, cursor: number): void {
+    const join = (storeHoldsCursor: boolean): void => {
+      if (this.state !== 'running') return;
+      if (storeHoldsCursor) {
+        // The events up to `cursor` are on their way; publish() skips what this client already has.
+        subscription.cursor = cursor;
+      } else {
+        client.sendReset({ reason: 'cursor-ahead', id: this.lastPublished, lastEventId: cursor, lastId: this.lastPublished });
+        subscription.cursor = this.lastPublished;
+      }
+      this.live.set(client, subscription);
+    };
+    const holds = this.source.holds(cursor);
+    if (typeof holds === 'boolean') {
+      join(holds);
+      return;
+    }
+    // Asked of a remote store: the client waits, counted among those catching up, until the answer comes.
+    subscription.reading = true;
+    this.catchingUp.set(client, subscription);
+    holds.then(
+      (answer) => {
+        if (this.catchingUp.delete(client)) join(answer);
+      },
+      () => {
+        if (this.catchingUp.delete(client)) join(true);
+      },
+    );
+  }
+
+  /**
+   * One step of bringing a client up to date, from the ring or, for an older cursor, from the source's store in
+   * bounded pages. Each step waits for the client to drain, so a slow reader holds at most one chunk.
+   * The last step and the move into the live set happen in one synchronous step: no gap, no duplicate.
+   */
+  private catchUp(client: Client): void {
+    const subscription = this.catchingUp.get(client);
+    if (!subscription || subscription.reading || this.state !== 'running') return;
+    subscription.stalledSince = 0;
+    if (this.ring.covers(subscription.cursor)) {
+      const events = this.ring.after(subscription.cursor, this.options.pageRows, CATCH_UP_CHUNK_BYTES);
+      if (events.length > 0) {
+        client.send(new EventBatch(events));
+        subscription.cursor = events[events.length - 1].id;
+      }
+      if (subscription.cursor >= this.lastPublished) {
+        this.catchingUp.delete(client);
+        this.live.set(client, subscription);
+        return;
+      }
+    } else if (!this.catchUpFromStore(client, subscription)) {
+      return;
+    }
+    this.waitForDrain(client, subscription);
+  }
+
+  /** Sends the next page of events between the client's cursor and the ring. False when it must go on later. */
+  private catchUpFromStore(client: Client, subscription: Subscription): boolean {
+    const limit = this.options.maxCatchUpRows;
+    if (limit > 0 && subscription.rowsFromDatabase >= limit) {
+      // Bounds the work one request can cause; the client resumes from its cursor and goes on.
+      this.detach(client);
+      client.close('catch-up-limit');
+      return false;
+    }
+    const after = subscription.cursor;
+    const cached = this.catchUpCache.get(after);
+    if (cached) {
+      this.sendPage(client, subscription, cached);
+      return true;
+    }
+    const upTo = this.ring.floor;
+    const result = this.source.readPage(after, upTo, this.options.pageRows, CATCH_UP_CHUNK_BYTES);
+    if (!(result instanceof Promise)) return this.takePage(client, subscription, after, upTo, result);
+    subscription.reading = true;
+    result.then(
+      (page) => this.pageArrived(client, subscription, after, upTo, page),
+      () => this.pageArrived(client, subscription, after, upTo, { retryMs: 250 }),
+    );
+    return false;
+  }
+
+  /** A page from an asynchronous source: the client goes on from where it waited, if it is still here. */
+  private pageArrived(client: Client, subscription: Subscription, after: number, upTo: number, result: PageResult): void {
+    subscription.reading = false;
+    if (this.state !== 'running' || this.catchingUp.get(client) !== subscription) return;
+    // The ring may have moved on or been reset while the page was read: ask again from the same cursor.
+    if (upTo !== this.ring.floor || subscription.cursor !== after) {
+      this.scheduleCatchUp(client);
+      return;
+    }
+    if (this.takePage(client, subscription, after, upTo, result)) this.waitForDrain(client, subscription);
+  }
+
+  /** Caches and sends a page read from the store; a source that could not read is asked again later. */
+  private takePage(client: Client, subscription: Subscription, after: number, upTo: number, result: PageResult): boolean {
+    if ('retryMs' in result) {
+      setTimeout(() => this.scheduleCatchUp(client), result.retryMs);
+      return false;
+    }
+    if ('historyGone' in result) {
+      this.historyGone(client, subscription, result.historyGone);
+      return false;
+    }
+    const page: CatchUpPage = { events: result.events, end: result.end, bytes: result.events.reduce((sum, event) => sum + event.bytes, 0) };
+    this.counters.rowsFromDatabase += page.events.length;
+    if (upTo === this.ring.floor) this.catchUpCache.set(after, page);
+    this.sendPage(client, subscription, page);
+    return true;
+  }
+
+  /**
+   * The store no longer holds the events after the client's cursor (trimmed): the client is told, never silently left
+   * with a gap, and continues from the oldest event still held.
+   */
+  private historyGone(client: Client, subscription: Subscription, oldest: number): void {
+    const restartId = oldest - 1;
+    client.sendReset({ reason: 'history-gone', id: restartId, lastEventId: subscription.cursor, oldestSeq: oldest });
+    subscription.cursor = restartId;
+    this.scheduleCatchUp(client);
+  }
+
+  private sendPage(client: Client, subscription: Subscription, page: CatchUpPage): void {
+    const limit = this.options.maxCatchUpRows;
+    let events = page.events;
+    let end = page.end;
+    // No more than what is left of the connection's budget, so it never reads past --max-catchup-rows.
+    if (limit > 0 && events.length > limit - subscription.rowsFromDatabase) {
+      events = events.slice(0, limit - subscription.rowsFromDatabase);
+      end = events[events.length - 1].id;
+    }
+    subscription.rowsFromDatabase += events.length;
+    if (events.length > 0) client.send(new EventBatch(events));
+    subscription.cursor = end;
+  }
+
+  private waitForDrain(client: Client, subscription: Subscription): void {
+    subscription.stalledSince = Date.now();
+    client.whenDrained(() => this.scheduleCatchUp(client));
+  }
+
+  private scheduleCatchUp(client: Client): void {
+    this.catchUpQueue.push(client);
+    if (!this.catchUpArmed) {
+      this.catchUpArmed = true;
+      setImmediate(this.runCatchUpsBound);
+    }
+  }
+
+  /**
+   * Runs due catch-up steps for at most CATCH_UP_TURN_MS, then yields: when a hundred parked clients drain at once,
+   * their pages are not all read in one turn of the event loop.
+   */
+  private runCatchUps(): void {
+    this.catchUpArmed = false;
+    const deadline = performance.now() + CATCH_UP_TURN_MS;
+    let done = 0;
+    while (done < this.catchUpQueue.length) {
+      this.catchUp(this.catchUpQueue[done++]);
+      if (performance.now() > deadline) break;
+    }
+    this.catchUpQueue = this.catchUpQueue.slice(done);
+    if (this.catchUpQueue.length > 0) {
+      this.catchUpArmed = true;
+      setImmediate(this.runCatchUpsBound);
+    }
+  }
+
+  /**
+   * The source's store was replaced by one whose history ends below what was published. Later events reuse ids
+   * clients have seen, so every client whose cursor is ahead is told to restart from the new end, and nothing after
+   * it is skipped.
+   */
+  private restart(history: SourceHistory): void {
+    this.loadRing(history);
+    this.catchUpCache.clear();
+    const restartId = history.lastId;
+    for (const map of [this.live, this.catchingUp]) {
+      for (const [client, subscription] of map) {
+        if (subscription.cursor > restartId) {
+          client.sendReset({ reason: 'cursor-ahead', id: restartId, lastEventId: subscription.cursor, lastId: restartId });
+          subscription.cursor = restartId;
+        }
+      }
+    }
+    // Events published since the store's end was read are already in the ring: live clients behind them catch up.
+    for (const [client, subscription] of this.live) {
+      if (subscription.cursor >= this.lastPublished) continue;
+      this.live.delete(client);
+      this.catchingUp.set(client, subscription);
+      this.scheduleCatchUp(client);
+    }
+  }
+
+  /** A new ring holding the source's newest events; the ring's own byte bound evicts the oldest if they take more. */
+  private loadRing(history: SourceHistory): void {
+    this.lastPublished = history.lastId;
+    this.ring = new Ring(this.options.historyRows, this.options.historyBytes, history.floor);
+    for (const event of history.events) this.ring.push(event);
+  }
+
+  /** Events read once, serialized once, kept in the ring, and the same batch written to every live client. */
+  private publish(events: EncodedEvent[]): void {
+    if (events.length === 0 || this.state !== 'running') return;
+    for (const event of events) this.ring.push(event);
+    this.counters.rowsRead += events.length;
+    const batch = new EventBatch(events);
+    this.lastPublished = batch.lastId;
+    const budget = this.options.clientBufferBytes;
+    const started = performance.now();
+    for (const [client, subscription] of this.live) {
+      if (subscription.cursor >= batch.lastId) continue;
+      client.send(subscription.cursor >= batch.firstId ? batch.after(subscription.cursor) : batch);
+      subscription.cursor = batch.lastId;
+      if (client.bufferedBytes > budget) this.fellBehind(client, subscription);
+    }
+    this.emit('fanout', (performance.now() - started) / 1000, this.live.size);
+  }
+
+  /**
+   * A client over its budget is either closed (it resumes with its cursor) or parked: it leaves the live set and is
+   * caught up from the ring or the store once it drains. Either way the server holds no more for it.
+   */
+  private fellBehind(client: Client, subscription: Subscription): void {
+    this.live.delete(client);
+    if (client.lagPolicy === 'close') {
+      client.close('too-slow');
+      return;
+    }
+    this.catchingUp.set(client, subscription);
+    this.waitForDrain(client, subscription);
+  }
+
+  /** One timer for every client: a heartbeat comment, and the end of clients that took nothing for too long. */
+  private heartbeat(): void {
+    const now = Date.now();
+    for (const client of this.live.keys()) client.sendHeartbeat();
+    for (const [client, subscription] of this.catchingUp) {
+      if (subscription.stalledSince && now - subscription.stalledSince > this.options.slowClientTimeoutMs) {
+        client.close('too-slow');
+        this.detach(client);
+      } else {
+        client.sendHeartbeat();
+      }
+    }
+  }
+
+  /** Ends every stream, stops the heartbeat and the source. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    this.state = 'closed';
+    clearInterval(this.heartbeatTimer);
+    for (const map of [this.live, this.catchingUp]) {
+      for (const client of map.keys()) client.close('shutdown');
+      map.clear();
+    }
+    await this.source.close();
+  }
+}
