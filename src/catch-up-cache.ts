@@ -9,17 +9,17 @@ export interface CatchUpPage {
 }
 
 /**
- * Recently read catch-up pages, keyed by the cursor they start after, bounded by bytes.
+ * Recently read catch-up pages, keyed by the view and the cursor they start after, bounded by bytes.
  * Clients that fell behind during one burst stop at the same batch boundaries, so they ask for the same pages:
  * each page is read and serialized once for all of them instead of once per client.
  */
 export class CatchUpCache {
-  private readonly pages = new Map<number, CatchUpPage>();
+  private readonly pages = new Map<string, CatchUpPage>();
   private byteCount = 0;
 
   constructor(private readonly maxBytes: number) {}
 
-  get(after: number): CatchUpPage | undefined {
+  get(after: string): CatchUpPage | undefined {
     const page = this.pages.get(after);
     if (page) {
       // Move to the back: the map's order is the eviction order.
@@ -29,7 +29,7 @@ export class CatchUpCache {
     return page;
   }
 
-  set(after: number, page: CatchUpPage): void {
+  set(after: string, page: CatchUpPage): void {
     if (page.bytes > this.maxBytes) return;
     this.delete(after);
     this.pages.set(after, page);
@@ -51,7 +51,7 @@ export class CatchUpCache {
     return this.byteCount;
   }
 
-  private delete(after: number): void {
+  private delete(after: string): void {
     const page = this.pages.get(after);
     if (!page) return;
     this.pages.delete(after);

@@ -9,13 +9,15 @@ export interface TransportCounters {
   bytes: number;
 }
 
+/** The control events of the stream, beside the data events. */
+export type ControlName = 'reset' | 'snapshot-end' | 'token-expired';
+
 /**
- * A `reset` control event: `reason` says why, `id` (when present) is the cursor the client continues from, the other
- * fields are sent as they are. SSE: `id: ID`, `event: reset`, the fields without `id` as data; WebSocket:
- * `{"type":"reset","id":ID,...}`.
+ * A control event's fields: `id` (when present) is the cursor the client continues from; the others are sent as
+ * they are. SSE: `id: ID`, `event: NAME`, the fields without `id` as one line of JSON data; WebSocket:
+ * `{"type":"NAME","id":ID,...fields}`.
  */
-export interface ResetInfo {
-  reason: string;
+export interface ControlFields {
   id?: number;
   [field: string]: unknown;
 }
@@ -32,8 +34,8 @@ export interface Client {
   readonly lagPolicy: 'park' | 'close';
   /** Write events. Must not block or await; the hub reads `bufferedBytes` afterwards. */
   send(batch: EventBatch): void;
-  /** The client's place in the stream changed (its cursor is ahead of the store, or its history is gone). */
-  sendReset(reset: ResetInfo): void;
+  /** A control event: a reset (the cursor is ahead of the store, or its history is gone), the end of a snapshot, ... */
+  sendControl(name: ControlName, fields: ControlFields): void;
   /** Keep idle connections and proxies alive. */
   sendHeartbeat(): void;
   /** Bytes written but not yet taken by the peer. */

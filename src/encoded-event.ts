@@ -43,9 +43,9 @@ export class EncodedEvent {
     return frame;
   }
 
-  /** Approximate memory held: the frame plus the JSON text. */
+  /** Approximate memory held: the frame, the JSON text, and about as much again for `value`. */
   get bytes(): number {
-    return this.sse.length + this.json.length;
+    return this.sse.length + 2 * this.json.length;
   }
 }
 

@@ -5,6 +5,7 @@ import type { Client } from './client.js';
 import { EncodedEvent, EventBatch } from './encoded-event.js';
 import { Ring } from './ring.js';
 import type { PageResult, Source, SourceHistory, SourceSink } from './source.js';
+import { EVERY_EVENT, type View, type ViewIndex } from './view.js';
 
 export interface HubOptions {
   /** Events kept in memory for resuming clients. */
@@ -44,7 +45,9 @@ export interface HubCounters {
 
 /** The hub's own state for one client. */
 interface Subscription {
-  /** The id of the last event written to the client. */
+  /** What the client sees. */
+  readonly view: View;
+  /** The id of the last event considered for the client (written, or left out by its view). */
   cursor: number;
   /** When the client began to hold up a write (0: it is keeping up). */
   stalledSince: number;
@@ -52,6 +55,22 @@ interface Subscription {
   rowsFromDatabase: number;
   /** A catch-up read is under way (an asynchronous source): the client waits for it. */
   reading: boolean;
+}
+
+/** Live clients with the same view: each batch is transformed and encoded once for all of them. */
+interface Group {
+  readonly view: View;
+  readonly clients: Map<Client, Subscription>;
+  /** The events of the batch being published that pass the view. */
+  out: EncodedEvent[];
+  /** The publish step that last considered this group, so an event reached through two terms is taken once. */
+  stamp: number;
+}
+
+/** Groups indexed by the equality terms of their views, for one field. */
+interface FieldIndex {
+  termsOf: ViewIndex['termsOf'];
+  groups: Map<string, Set<Group>>;
 }
 
 /** Bytes per write while a client catches up, so a resuming client never holds much more than this. */
@@ -72,6 +91,11 @@ export class Hub extends EventEmitter<HubEvents> {
   private ring: Ring<EncodedEvent>;
   private lastPublished = 0;
   private readonly live = new Map<Client, Subscription>();
+  private readonly groups = new Map<string, Group>();
+  /** Groups asked about every event: views without an equality index. */
+  private readonly scannedGroups = new Set<Group>();
+  private readonly index = new Map<string, FieldIndex>();
+  private stamp = 0;
   private readonly catchingUp = new Map<Client, Subscription>();
   private state: 'new' | 'running' | 'closed' = 'new';
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -126,6 +150,8 @@ export class Hub extends EventEmitter<HubEvents> {
     return {
       ok,
       clients: this.clientCount,
+      /** Clients still being brought up to date (from memory or the store) before they join the live stream. */
+      catchingUp: this.catchingUp.size,
       lastId: this.lastPublished,
       ...store,
       ringRows: this.ring.size,
@@ -138,12 +164,12 @@ export class Hub extends EventEmitter<HubEvents> {
    * Start streaming to `client`: every event after `cursor` exactly once and in id order, then live events.
    * Without a cursor, the newest `recentRows` events in memory, then live events.
    */
-  attach(client: Client, cursor?: number): void {
+  attach(client: Client, cursor?: number, view: View = EVERY_EVENT): void {
     if (this.state !== 'running') {
       client.close('shutdown');
       return;
     }
-    const subscription: Subscription = { cursor: 0, stalledSince: 0, rowsFromDatabase: 0, reading: false };
+    const subscription: Subscription = { view, cursor: 0, stalledSince: 0, rowsFromDatabase: 0, reading: false };
     if (cursor === undefined) {
       subscription.cursor = this.ring.cursorBeforeNewest(this.options.recentRows, this.lastPublished);
     } else if (cursor > this.lastPublished) {
@@ -160,8 +186,57 @@ export class Hub extends EventEmitter<HubEvents> {
 
   /** Forget a client whose stream ended. Safe to call more than once. */
   detach(client: Client): void {
-    this.live.delete(client);
+    this.leaveLive(client);
     this.catchingUp.delete(client);
+  }
+
+  /** Into the live set and its view's group (made on first use, and indexed by its view's terms). */
+  private enterLive(client: Client, subscription: Subscription): void {
+    this.live.set(client, subscription);
+    let group = this.groups.get(subscription.view.key);
+    if (!group) {
+      group = { view: subscription.view, clients: new Map(), out: [], stamp: 0 };
+      this.groups.set(subscription.view.key, group);
+      this.indexGroup(group, true);
+    }
+    group.clients.set(client, subscription);
+  }
+
+  private leaveLive(client: Client): void {
+    const subscription = this.live.get(client);
+    if (!subscription) return;
+    this.live.delete(client);
+    const group = this.groups.get(subscription.view.key)!;
+    group.clients.delete(client);
+    if (group.clients.size > 0) return;
+    this.groups.delete(subscription.view.key);
+    this.indexGroup(group, false);
+  }
+
+  private indexGroup(group: Group, add: boolean): void {
+    const index = group.view.index;
+    if (!index) {
+      if (add) this.scannedGroups.add(group);
+      else this.scannedGroups.delete(group);
+      return;
+    }
+    let field = this.index.get(index.field);
+    if (!field) {
+      if (!add) return;
+      field = { termsOf: index.termsOf, groups: new Map() };
+      this.index.set(index.field, field);
+    }
+    for (const term of index.terms) {
+      let groups = field.groups.get(term);
+      if (add) {
+        if (!groups) field.groups.set(term, (groups = new Set()));
+        groups.add(group);
+      } else if (groups) {
+        groups.delete(group);
+        if (groups.size === 0) field.groups.delete(term);
+      }
+    }
+    if (field.groups.size === 0) this.index.delete(index.field);
   }
 
   /**
@@ -176,10 +251,10 @@ export class Hub extends EventEmitter<HubEvents> {
         // The events up to `cursor` are on their way; publish() skips what this client already has.
         subscription.cursor = cursor;
       } else {
-        client.sendReset({ reason: 'cursor-ahead', id: this.lastPublished, lastEventId: cursor, lastId: this.lastPublished });
+        client.sendControl('reset', { reason: 'cursor-ahead', id: this.lastPublished, lastEventId: cursor, lastId: this.lastPublished });
         subscription.cursor = this.lastPublished;
       }
-      this.live.set(client, subscription);
+      this.enterLive(client, subscription);
     };
     const holds = this.source.holds(cursor);
     if (typeof holds === 'boolean') {
@@ -211,12 +286,13 @@ export class Hub extends EventEmitter<HubEvents> {
     if (this.ring.covers(subscription.cursor)) {
       const events = this.ring.after(subscription.cursor, this.options.pageRows, CATCH_UP_CHUNK_BYTES);
       if (events.length > 0) {
-        client.send(new EventBatch(events));
+        const seen = applyView(subscription.view, events);
+        if (seen.length > 0) client.send(new EventBatch(seen));
         subscription.cursor = events[events.length - 1].id;
       }
       if (subscription.cursor >= this.lastPublished) {
         this.catchingUp.delete(client);
-        this.live.set(client, subscription);
+        this.enterLive(client, subscription);
         return;
       }
     } else if (!this.catchUpFromStore(client, subscription)) {
@@ -235,13 +311,13 @@ export class Hub extends EventEmitter<HubEvents> {
       return false;
     }
     const after = subscription.cursor;
-    const cached = this.catchUpCache.get(after);
+    const cached = this.catchUpCache.get(cacheKey(subscription.view, after));
     if (cached) {
       this.sendPage(client, subscription, cached);
       return true;
     }
     const upTo = this.ring.floor;
-    const result = this.source.readPage(after, upTo, this.options.pageRows, CATCH_UP_CHUNK_BYTES);
+    const result = this.source.readPage(after, upTo, this.options.pageRows, CATCH_UP_CHUNK_BYTES, subscription.view.storeFilter);
     if (!(result instanceof Promise)) return this.takePage(client, subscription, after, upTo, result);
     subscription.reading = true;
     result.then(
@@ -273,9 +349,10 @@ export class Hub extends EventEmitter<HubEvents> {
       this.historyGone(client, subscription, result.historyGone);
       return false;
     }
-    const page: CatchUpPage = { events: result.events, end: result.end, bytes: result.events.reduce((sum, event) => sum + event.bytes, 0) };
-    this.counters.rowsFromDatabase += page.events.length;
-    if (upTo === this.ring.floor) this.catchUpCache.set(after, page);
+    const events = applyView(subscription.view, result.events);
+    const page: CatchUpPage = { events, end: result.end, bytes: events.reduce((sum, event) => sum + event.bytes, 0) };
+    this.counters.rowsFromDatabase += events.length;
+    if (upTo === this.ring.floor) this.catchUpCache.set(cacheKey(subscription.view, after), page);
     this.sendPage(client, subscription, page);
     return true;
   }
@@ -286,7 +363,7 @@ export class Hub extends EventEmitter<HubEvents> {
    */
   private historyGone(client: Client, subscription: Subscription, oldest: number): void {
     const restartId = oldest - 1;
-    client.sendReset({ reason: 'history-gone', id: restartId, lastEventId: subscription.cursor, oldestSeq: oldest });
+    client.sendControl('reset', { reason: 'history-gone', id: restartId, lastEventId: subscription.cursor, oldestSeq: oldest });
     subscription.cursor = restartId;
     this.scheduleCatchUp(client);
   }
@@ -343,13 +420,15 @@ export class Hub extends EventEmitter<HubEvents> {
    * it is skipped.
    */
   private restart(history: SourceHistory): void {
+    // A live client is at the last id published, whatever its view left out (see publish).
+    for (const subscription of this.live.values()) subscription.cursor = Math.max(subscription.cursor, this.lastPublished);
     this.loadRing(history);
     this.catchUpCache.clear();
     const restartId = history.lastId;
     for (const map of [this.live, this.catchingUp]) {
       for (const [client, subscription] of map) {
         if (subscription.cursor > restartId) {
-          client.sendReset({ reason: 'cursor-ahead', id: restartId, lastEventId: subscription.cursor, lastId: restartId });
+          client.sendControl('reset', { reason: 'cursor-ahead', id: restartId, lastEventId: subscription.cursor, lastId: restartId });
           subscription.cursor = restartId;
         }
       }
@@ -357,7 +436,7 @@ export class Hub extends EventEmitter<HubEvents> {
     // Events published since the store's end was read are already in the ring: live clients behind them catch up.
     for (const [client, subscription] of this.live) {
       if (subscription.cursor >= this.lastPublished) continue;
-      this.live.delete(client);
+      this.leaveLive(client);
       this.catchingUp.set(client, subscription);
       this.scheduleCatchUp(client);
     }
@@ -370,22 +449,55 @@ export class Hub extends EventEmitter<HubEvents> {
     for (const event of history.events) this.ring.push(event);
   }
 
-  /** Events read once, serialized once, kept in the ring, and the same batch written to every live client. */
+  /**
+   * Events read once, serialized once, kept in the ring, and fanned out by group: each group that an event concerns
+   * (found through the index of equality terms, or asked because its view has none) transforms the batch once, and
+   * the same bytes go to every client of the group. A group the batch does not concern costs nothing: its clients'
+   * cursors are taken to be the last id published (see restart).
+   */
   private publish(events: EncodedEvent[]): void {
     if (events.length === 0 || this.state !== 'running') return;
     for (const event of events) this.ring.push(event);
     this.counters.rowsRead += events.length;
-    const batch = new EventBatch(events);
-    this.lastPublished = batch.lastId;
-    const budget = this.options.clientBufferBytes;
+    const all = new EventBatch(events);
+    this.lastPublished = all.lastId;
     const started = performance.now();
-    for (const [client, subscription] of this.live) {
-      if (subscription.cursor >= batch.lastId) continue;
-      client.send(subscription.cursor >= batch.firstId ? batch.after(subscription.cursor) : batch);
-      subscription.cursor = batch.lastId;
-      if (client.bufferedBytes > budget) this.fellBehind(client, subscription);
+    const touched: Group[] = [];
+    for (const event of events) {
+      const stamp = ++this.stamp;
+      for (const group of this.scannedGroups) this.consider(group, event, stamp, touched);
+      for (const field of this.index.values()) {
+        for (const term of field.termsOf(event)) {
+          const groups = field.groups.get(term);
+          if (groups) for (const group of groups) this.consider(group, event, stamp, touched);
+        }
+      }
+    }
+    for (const group of touched) {
+      const batch = group.view === EVERY_EVENT ? all : new EventBatch(group.out);
+      group.out = [];
+      this.sendToGroup(group, batch, all.lastId);
     }
     this.emit('fanout', (performance.now() - started) / 1000, this.live.size);
+  }
+
+  private consider(group: Group, event: EncodedEvent, stamp: number, touched: Group[]): void {
+    if (group.stamp === stamp) return;
+    group.stamp = stamp;
+    const seen = group.view.apply(event);
+    if (seen === undefined) return;
+    if (group.out.length === 0) touched.push(group);
+    group.out.push(seen);
+  }
+
+  private sendToGroup(group: Group, batch: EventBatch, lastId: number): void {
+    const budget = this.options.clientBufferBytes;
+    for (const [client, subscription] of group.clients) {
+      if (subscription.cursor >= batch.lastId) continue;
+      client.send(subscription.cursor >= batch.firstId ? batch.after(subscription.cursor) : batch);
+      subscription.cursor = lastId;
+      if (client.bufferedBytes > budget) this.fellBehind(client, subscription);
+    }
   }
 
   /**
@@ -393,7 +505,7 @@ export class Hub extends EventEmitter<HubEvents> {
    * caught up from the ring or the store once it drains. Either way the server holds no more for it.
    */
   private fellBehind(client: Client, subscription: Subscription): void {
-    this.live.delete(client);
+    this.leaveLive(client);
     if (client.lagPolicy === 'close') {
       client.close('too-slow');
       return;
@@ -429,6 +541,24 @@ export class Hub extends EventEmitter<HubEvents> {
       for (const client of map.keys()) client.close('shutdown');
       map.clear();
     }
+    this.groups.clear();
+    this.scannedGroups.clear();
+    this.index.clear();
     await this.source.close();
   }
+}
+
+/** The events a view sends, each in the form it sends it. */
+function applyView(view: View, events: readonly EncodedEvent[]): EncodedEvent[] {
+  if (view === EVERY_EVENT) return events as EncodedEvent[];
+  const out: EncodedEvent[] = [];
+  for (const event of events) {
+    const seen = view.apply(event);
+    if (seen !== undefined) out.push(seen);
+  }
+  return out;
+}
+
+function cacheKey(view: View, after: number): string {
+  return view.key + '\u0000' + after;
 }

@@ -1,4 +1,5 @@
 import type { EncodedEvent } from './encoded-event.js';
+import type { StoreFilter } from './view.js';
 
 /**
  * The seam between where ordered events come from and the hub that serves them to clients (DESIGN.md §6).
@@ -16,8 +17,11 @@ export interface Source {
   /**
    * Up to `maxEvents` events with `after < id <= upTo`, in id order, stopping once past `maxBytes`: catch-up for a
    * client whose cursor is older than the ring. A source that cannot read now says when to ask again.
+   * With a `filter` the store may leave out events it does not match (the hub applies the client's view to the page
+   * either way); a source that filters bounds the events it scans per call, not only those it returns, so a rare
+   * filter never makes one call read the whole store.
    */
-  readPage(after: number, upTo: number, maxEvents: number, maxBytes: number): PageResult | Promise<PageResult>;
+  readPage(after: number, upTo: number, maxEvents: number, maxBytes: number, filter?: StoreFilter): PageResult | Promise<PageResult>;
   /**
    * A client's cursor is beyond the last id published. True when the store holds that id (its events are on their
    * way: the source reads them soon), false when the store was replaced by one that ends before it.

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Client, CloseReason, ResetInfo, TransportCounters } from './client.js';
+import type { Client, CloseReason, ControlFields, ControlName, TransportCounters } from './client.js';
 import type { EventBatch } from './encoded-event.js';
 import { httpChunk } from './http-chunk.js';
 import { encodeComment, encodeEvent } from './sse-frame.js';
@@ -8,9 +8,6 @@ import { encodeComment, encodeEvent } from './sse-frame.js';
 const HEARTBEAT = encodeComment('heartbeat');
 const HEARTBEAT_CHUNK = httpChunk(HEARTBEAT);
 const CATCH_UP_LIMIT = encodeComment('catch-up limit reached: reconnect with Last-Event-ID to continue');
-
-/** The SSE event that tells a client its place changed (cursor ahead of the store, history gone); its `id:` moves the cursor. */
-export const RESET_EVENT = 'reset';
 
 /** Response headers of the stream (DESIGN.md §2); `Connection` is only valid on HTTP/1.x. */
 export function streamHeaders(request: IncomingMessage): Record<string, string> {
@@ -87,10 +84,10 @@ export class SseClient implements Client {
     this.counters.bytes += frames.length;
   }
 
-  sendReset(reset: ResetInfo): void {
+  sendControl(name: ControlName, fields: ControlFields): void {
     if (this.ended) return;
-    const { id, ...data } = reset;
-    this.writeFrame(encodeEvent(id === undefined ? undefined : String(id), RESET_EVENT, JSON.stringify(data)));
+    const { id, ...data } = fields;
+    this.writeFrame(encodeEvent(id === undefined ? undefined : String(id), name, JSON.stringify(data)));
   }
 
   sendHeartbeat(): void {

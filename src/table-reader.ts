@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ErrorCodes, SseError } from './errors.js';
+import type { StoreFilter } from './view.js';
 
 export type Row = Record<string, unknown>;
 
@@ -80,6 +81,9 @@ export class TableReader {
   private readonly rangeStatement: Database.Statement;
   private readonly newestStatement: Database.Statement;
   private readonly maxStatement: Database.Statement;
+  private readonly nthAfterStatement: Database.Statement;
+  private readonly filteredStatements = new Map<string, Database.Statement>();
+  private readonly sql: { table: string; id: string; integersOnly: string };
   private closed = false;
 
   /** Opens the database read-only and checks the table; throws SseError with a one-line message. */
@@ -94,6 +98,8 @@ export class TableReader {
       const id = quoteIdentifier(this.info.idColumn);
       // A column that is not a rowid alias may hold text, which sorts after every integer and would be read forever.
       const integersOnly = this.info.idIsRowid ? '' : ` AND typeof(${id}) = 'integer'`;
+      this.sql = { table, id, integersOnly };
+      this.nthAfterStatement = this.db.prepare(`SELECT ${id} FROM ${table} WHERE ${id} > ?${integersOnly} ORDER BY ${id} LIMIT 1 OFFSET ?`).pluck().safeIntegers(true);
       this.afterStatement = this.db.prepare(`SELECT * FROM ${table} WHERE ${id} > ?${integersOnly} ORDER BY ${id} LIMIT ?`).safeIntegers(true);
       this.rangeStatement = this.db
         .prepare(`SELECT * FROM ${table} WHERE ${id} > ? AND ${id} <= ?${integersOnly} ORDER BY ${id} LIMIT ?`)
@@ -111,9 +117,30 @@ export class TableReader {
     return readPage(this.afterStatement, maxBytes, after, limit);
   }
 
-  /** Up to `limit` rows with `after < id <= upTo`, in id order, stopping past `maxBytes`. */
-  rowsBetween(after: number, upTo: number, limit: number, maxBytes: number): RowPage {
-    return readPage(this.rangeStatement, maxBytes, after, upTo, limit);
+  /** Up to `limit` rows with `after < id <= upTo` (and matching `filter`), in id order, stopping past `maxBytes`. */
+  rowsBetween(after: number, upTo: number, limit: number, maxBytes: number, filter?: StoreFilter): RowPage {
+    if (!filter) return readPage(this.rangeStatement, maxBytes, after, upTo, limit);
+    return readPage(this.filteredStatement(filter.where), maxBytes, after, upTo, ...filter.params, limit);
+  }
+
+  /** The id of the `count`-th row after `after` (an index-only scan of at most `count` ids), or undefined past the end. */
+  idAfter(after: number, count: number): number | undefined {
+    const value = this.nthAfterStatement.get(after, count - 1) as bigint | undefined;
+    return value === undefined ? undefined : Number(value);
+  }
+
+  /** The range statement with a filter's condition, prepared once per distinct condition (bounded cache). */
+  private filteredStatement(where: string): Database.Statement {
+    let statement = this.filteredStatements.get(where);
+    if (!statement) {
+      const { table, id, integersOnly } = this.sql;
+      statement = this.db
+        .prepare(`SELECT * FROM ${table} WHERE ${id} > ? AND ${id} <= ?${integersOnly} AND (${where}) ORDER BY ${id} LIMIT ?`)
+        .safeIntegers(true);
+      if (this.filteredStatements.size >= 256) this.filteredStatements.delete(this.filteredStatements.keys().next().value!);
+      this.filteredStatements.set(where, statement);
+    }
+    return statement;
   }
 
   /** The newest `limit` rows, read newest first and stopping past `maxBytes`, returned in id order. */

@@ -2,6 +2,7 @@ import { SseError, ErrorCodes } from './errors.js';
 import { EncodedEvent } from './encoded-event.js';
 import { ReadLoop, type PassOutcome } from './read-loop.js';
 import type { HistoryBounds, PageResult, Source, SourceHealth, SourceHistory, SourceSink } from './source.js';
+import type { StoreFilter } from './view.js';
 import { isBusyError, TableReader, type Row, type RowPage, type TableInfo } from './table-reader.js';
 import { DatabaseWatcher, type WatcherBackend } from './watcher.js';
 
@@ -24,6 +25,12 @@ export type DatabaseState = 'ok' | 'missing' | 'error';
 
 /** A page of rows read live is cut at this many bytes, so huge rows do not make huge pages. */
 const PAGE_BYTES = 1024 * 1024;
+/**
+ * Rows a filtered catch-up read may scan in one call. Without an index on the filtered column, a filter that matches
+ * 1 row in 10,000 would otherwise scan the whole table in one call and hold the event loop; with one
+ * (`CREATE INDEX ... ON t(column, id)`) SQLite finds the matches without scanning.
+ */
+const FILTER_SCAN_ROWS = 10000;
 
 /**
  * The insert stream's source: new rows of one table, noticed through file notifications on the database's
@@ -118,12 +125,18 @@ export class TableSource implements Source {
     return tableHasCursor;
   }
 
-  readPage(after: number, upTo: number, maxEvents: number, maxBytes: number): PageResult {
+  readPage(after: number, upTo: number, maxEvents: number, maxBytes: number, filter?: StoreFilter): PageResult {
     let read: RowPage;
     try {
       const reader = this.currentReader();
       if (!reader) return { retryMs: 250 };
-      read = reader.rowsBetween(after, upTo, maxEvents, maxBytes);
+      if (filter) {
+        // Scan at most FILTER_SCAN_ROWS rows per call: the page ends where the scan ended, matches or not.
+        upTo = Math.min(upTo, reader.idAfter(after, FILTER_SCAN_ROWS) ?? upTo);
+        read = reader.rowsBetween(after, upTo, maxEvents, maxBytes, filter);
+      } else {
+        read = reader.rowsBetween(after, upTo, maxEvents, maxBytes);
+      }
     } catch (error) {
       // Locked or vanished: try again shortly; the client keeps its place.
       if (!isBusyError(error)) this.warn(`catching a client up failed: ${(error as Error).message}`);

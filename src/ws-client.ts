@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
 import type { WebSocket } from 'ws';
-import type { Client, CloseReason, ResetInfo, TransportCounters } from './client.js';
+import type { Client, CloseReason, ControlFields, ControlName, TransportCounters } from './client.js';
 import type { EncodedEvent, EventBatch } from './encoded-event.js';
 
 /** WebSocket close codes sqlite-sse uses (listed in the README). */
@@ -89,8 +89,8 @@ export class WsClient implements Client {
     this.counters.bytes += frames.length;
   }
 
-  sendReset(reset: ResetInfo): void {
-    if (this.open) this.ws.send(JSON.stringify({ type: 'reset', id: reset.id, ...reset }));
+  sendControl(name: ControlName, fields: ControlFields): void {
+    if (this.open) this.ws.send(JSON.stringify({ type: name, id: fields.id, ...fields }));
   }
 
   /** Ping from the shared heartbeat timer; a peer that did not answer the previous ping is dead. */

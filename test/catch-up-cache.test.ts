@@ -7,31 +7,31 @@ const page = (bytes: number, end: number): CatchUpPage => ({ events: [], end, by
 
 test('the cache serves a page by the cursor it starts after', () => {
   const cache = new CatchUpCache(1000);
-  cache.set(10, page(100, 20));
-  assert.is(cache.get(10)?.end, 20);
-  assert.is(cache.get(11), undefined);
+  cache.set('10', page(100, 20));
+  assert.is(cache.get('10')?.end, 20);
+  assert.is(cache.get('11'), undefined);
   assert.is(cache.bytes, 100);
 });
 
 test('past its bytes it forgets the page used least recently', () => {
   const cache = new CatchUpCache(250);
-  cache.set(1, page(100, 2));
-  cache.set(2, page(100, 3));
-  cache.get(1);
-  cache.set(3, page(100, 4));
-  assert.ok(cache.get(1), 'used recently: kept');
-  assert.is(cache.get(2), undefined, 'least recently used: gone');
-  assert.ok(cache.get(3));
+  cache.set('1', page(100, 2));
+  cache.set('2', page(100, 3));
+  cache.get('1');
+  cache.set('3', page(100, 4));
+  assert.ok(cache.get('1'), 'used recently: kept');
+  assert.is(cache.get('2'), undefined, 'least recently used: gone');
+  assert.ok(cache.get('3'));
   assert.is(cache.bytes, 200);
 });
 
 test('a page larger than the whole cache is not kept; clear() forgets everything', () => {
   const cache = new CatchUpCache(50);
-  cache.set(1, page(100, 2));
-  assert.is(cache.get(1), undefined);
-  cache.set(2, page(10, 3));
+  cache.set('1', page(100, 2));
+  assert.is(cache.get('1'), undefined);
+  cache.set('2', page(10, 3));
   cache.clear();
-  assert.is(cache.get(2), undefined);
+  assert.is(cache.get('2'), undefined);
   assert.is(cache.bytes, 0);
 });
 
