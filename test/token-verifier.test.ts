@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -177,6 +178,26 @@ test('ES256 and EdDSA public keys verify their own tokens only', async () => {
   });
 });
 
+test('a certificate (made by openssl) and a PKCS#1 RSA key are accepted as --jwt-public-key', async () => {
+  const dir = tempDirectory();
+  try {
+    const keyPath = join(dir, 'private.pem');
+    const certPath = join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', '/CN=id.example'], { stdio: 'ignore' });
+    const verifier = verifierFor({ jwtPublicKey: certPath });
+    assert.is(verifier.description, 'ES256 public key');
+    const signer = createPrivateKey(readFileSync(keyPath));
+    assert.is(await refusal(verifier, await sign(signer, 'ES256')), 'accepted');
+    assert.is(await refusal(verifier, await sign((await generateKeyPair('ES256')).privateKey, 'ES256')), 'bad-signature');
+  } finally {
+    removeDirectory(dir);
+  }
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  await withPem(rsa.publicKey.export({ type: 'pkcs1', format: 'pem' }).toString(), async (path) => {
+    assert.is(await refusal(verifierFor({ jwtPublicKey: path }), await sign(rsa.privateKey, 'RS256')), 'accepted');
+  });
+});
+
 test('bad options stop the start with one line naming the flag', async () => {
   assert.match(optionError({ jwtSecret: SECRET, jwksUrl: 'https://id.example/jwks' }), /--jwt-secret and --jwks-url/);
   assert.match(optionError({ jwtSecret: 'x'.repeat(31) }), /--jwt-secret is 31 bytes: HS256 needs at least 32/);
@@ -194,6 +215,8 @@ test('bad options stop the start with one line naming the flag', async () => {
   await withPem('-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n', (path) => assert.match(optionError({ jwtPublicKey: path }), /is not a PEM public key/));
   await withPem(SECRET, (path) => assert.match(optionError({ jwtPublicKey: path }), /is not a PEM public key/));
   const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  await withPem(k1, (path) => assert.match(optionError({ jwtPublicKey: path }), /EC key on curve secp256k1: use P-256, P-384 or P-521/));
   await withPem(small, (path) => assert.match(optionError({ jwtPublicKey: path }), /1024-bit RSA key: at least 2048/));
 });
 
