@@ -77,7 +77,7 @@ function parseRowFilter(flag: string): RowFilterTemplate {
 export function rowFilterFor(templates: readonly RowFilterTemplate[], table: string, claims: Record<string, unknown>): RowFilterResult {
   const params = new URLSearchParams();
   for (const template of templates) {
-    if (template.table !== undefined && template.table !== table) continue;
+    if (!appliesTo(template, table)) continue;
     const { value, operator, column } = template;
     if ('literal' in value) {
       params.append(column, `${operator}.${value.literal}`);
@@ -88,6 +88,29 @@ export function rowFilterFor(templates: readonly RowFilterTemplate[], table: str
     params.append(column, `${operator}.${filled}`);
   }
   return { ok: true, params };
+}
+
+/** SQLite's table names ignore ASCII case, so `Notes.` scopes the table `notes`: matching exactly would drop the rule. */
+const appliesTo = (template: RowFilterTemplate, table: string): boolean =>
+  template.table === undefined || template.table.toLowerCase() === table.toLowerCase();
+
+/**
+ * Checks at start that every template names a served table and a column of each table it applies to, so a typo
+ * stops the server instead of leaving a table unguarded (a wrong scope) or refusing every client (a wrong column).
+ * `tables` maps each served table to its column names. Throws `SseError(BAD_OPTION)`, one line quoting the flag.
+ */
+export function checkRowFilterTargets(templates: readonly RowFilterTemplate[], tables: Readonly<Record<string, readonly string[]>>): void {
+  const names = Object.keys(tables);
+  for (const template of templates) {
+    const targets = names.filter((table) => appliesTo(template, table));
+    if (targets.length === 0) throw badFilter(template.source, `no table ${template.table} is served (tables: ${names.join(', ')})`);
+    for (const table of targets) {
+      const columns = tables[table] as readonly string[];
+      if (columns.includes(template.column)) continue;
+      const scope = template.table === undefined && names.length > 1 ? `, or scope it to a table: TABLE.${template.column}=...` : '';
+      throw badFilter(template.source, `table ${table} has no column ${template.column} (columns: ${columns.join(', ')})${scope}`);
+    }
+  }
 }
 
 /** The parameter's value after `operator.`, or undefined when the claim cannot fill it. */

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ErrorCodes, SseError } from '../src/errors.js';
-import { parseRowFilters, rowFilterFor, type RowFilterResult } from '../src/row-filter.js';
+import { checkRowFilterTargets, parseRowFilters, rowFilterFor, type RowFilterResult } from '../src/row-filter.js';
 
 /** The filter as `column=value` strings, as they would appear in a query string before encoding. */
 function filterOf(flags: string[], table: string, claims: Record<string, unknown>): string[] | string {
@@ -133,6 +133,30 @@ test('a TABLE. template applies to its table only; an unscoped one to every tabl
   assert.equal(filterOf(flags, 'messages', claims), ['user_id=eq.u1']);
   assert.equal(filterOf(flags, 'messages', { sub: 'u1' }), ['user_id=eq.u1'], 'another table\'s claim is not needed');
   assert.equal(filterOf([], 'notes', {}), [], 'no template: no filter');
+});
+
+test('a TABLE. scope matches the table whatever its case, as SQLite does, so the rule is never dropped', () => {
+  assert.equal(filterOf(['Notes.team=eq.{team}'], 'notes', { team: 'a' }), ['team=eq.a']);
+  assert.equal(filterOf(['notes.team=eq.{team}'], 'NOTES', { team: 'a' }), ['team=eq.a']);
+});
+
+test('checked against the served tables at start: an unknown table or column stops the server with one line', () => {
+  const tables = { notes: ['id', 'user_id', 'team'], tasks: ['id', 'user_id'] };
+  const check = (flags: string[]) => {
+    try {
+      checkRowFilterTargets(parseRowFilters(flags), tables);
+      return 'ok';
+    } catch (error) {
+      assert.instance(error, SseError);
+      assert.is((error as SseError).code, ErrorCodes.BAD_OPTION);
+      return (error as SseError).message;
+    }
+  };
+  assert.is(check(['user_id=eq.{sub}', 'notes.team=in.{teams}', 'TASKS.user_id=neq.0']), 'ok');
+  assert.is(check(['note.team=in.{teams}']), "--row-filter 'note.team=in.{teams}': no table note is served (tables: notes, tasks)");
+  assert.is(check(['notes.teams=in.{teams}']), "--row-filter 'notes.teams=in.{teams}': table notes has no column teams (columns: id, user_id, team)");
+  assert.is(check(['team=in.{teams}']), "--row-filter 'team=in.{teams}': table tasks has no column team (columns: id, user_id), or scope it to a table: TABLE.team=...");
+  assert.is(check(['User_id=eq.{sub}']), "--row-filter 'User_id=eq.{sub}': table notes has no column User_id (columns: id, user_id, team), or scope it to a table: TABLE.User_id=...");
 });
 
 test('literals pass through as a client would write them', () => {
