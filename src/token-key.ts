@@ -153,5 +153,6 @@ function remoteKeySet(options: TokenOptions): TokenKey {
     cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000,
     timeoutDuration: options.jwksTimeoutMs ?? 5_000,
   });
-  return { description: `JWKS ${url.href}`, key, algorithms: JWKS_ALGORITHMS };
+  // The description goes to logs: no credentials or query string from the URL.
+  return { description: `JWKS ${url.origin}${url.pathname}`, key, algorithms: JWKS_ALGORITHMS };
 }

@@ -1,4 +1,4 @@
-import { errors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type KeyObject } from 'jose';
+import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, type KeyObject, type RemoteJWKSet } from 'jose';
 import { loadTokenKey, tokenOptionsSet, type TokenKey, type TokenOptions } from './token-key.js';
 
 export type { TokenOptions } from './token-key.js';
@@ -29,9 +29,11 @@ export class TokenVerifier {
   readonly description: string;
   private readonly key: TokenKey;
   private readonly options: JWTVerifyOptions;
+  private readonly keySet: JWTVerifyGetKey | undefined;
 
   constructor(key: TokenKey, options: TokenOptions) {
     this.key = key;
+    this.keySet = typeof key.key === 'function' ? distinguishFetchFailures(key.key) : undefined;
     this.description = key.description;
     this.options = Object.freeze({
       algorithms: key.algorithms,
@@ -71,20 +73,9 @@ export class TokenVerifier {
   }
 
   private async verifyWithKey(token: string) {
-    const { key } = this.key;
-    if (typeof key !== 'function') return jwtVerify(token, key as Uint8Array | KeyObject, this.options);
-    const keySet = key;
-    // Wrapped so that a failed fetch (timeout, refused connection, non-200, not JSON) is told apart from a bad token.
-    const resolve = async (...args: Parameters<typeof keySet>) => {
-      try {
-        return await keySet(...args);
-      } catch (error) {
-        if (fetchFailure(error)) throw new KeySetUnavailable((error as Error).message);
-        throw error;
-      }
-    };
+    if (!this.keySet) return jwtVerify(token, this.key.key as Uint8Array | KeyObject, this.options);
     try {
-      return await jwtVerify(token, resolve, this.options);
+      return await jwtVerify(token, this.keySet, this.options);
     } catch (error) {
       // A token without `kid` when the set holds several keys of its type: try each, as jose's docs advise.
       if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error;
@@ -98,6 +89,18 @@ export class TokenVerifier {
       throw new errors.JWSSignatureVerificationFailed();
     }
   }
+}
+
+/** The key set, wrapped so that a failed fetch (timeout, refused, non-200, not JSON) is told apart from a bad token. */
+function distinguishFetchFailures(keySet: RemoteJWKSet): JWTVerifyGetKey {
+  return async (header, token) => {
+    try {
+      return await keySet(header, token);
+    } catch (error) {
+      if (fetchFailure(error)) throw new KeySetUnavailable((error as Error).message);
+      throw error;
+    }
+  };
 }
 
 /** Whether an error of the key set is about fetching it rather than about the token's key. */
