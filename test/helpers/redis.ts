@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { removeDirectory, trackChild } from './cleanup.js';
 import { tempDirectory } from './database.js';
@@ -16,8 +18,11 @@ export interface RedisProcess {
   stop(): Promise<void>;
   /** SIGKILL, as a crash: no chance to flush anything. */
   kill(): Promise<void>;
-  /** Start again on the same port and dir (an AOF brings the data back; without one, Redis starts empty). */
-  restart(): Promise<void>;
+  /**
+   * Start again on the same port and dir (an AOF brings the data back; without one, Redis starts empty).
+   * `empty`: the dir is wiped first, as when a server comes back on a new disk.
+   */
+  restart(options?: { empty?: boolean }): Promise<void>;
   /** Stop for good and remove the dir. */
   dispose(): Promise<void>;
 }
@@ -75,8 +80,9 @@ export async function startRedis(options: { appendonly?: boolean } = {}): Promis
     client: () => (connection ??= new Redis(url, { maxRetriesPerRequest: 1 })),
     stop: () => exit('SIGTERM'),
     kill: () => exit('SIGKILL'),
-    restart: async () => {
+    restart: async ({ empty = false } = {}) => {
       await exit('SIGTERM');
+      if (empty) for (const name of readdirSync(directory)) rmSync(join(directory, name), { recursive: true, force: true });
       // The port was just released; a listener in TIME_WAIT does not block a new bind on Linux, but be patient.
       await sleep(20);
       await launch();
