@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { EncodedEvent } from './encoded-event.js';
 import type { Logger } from './logger.js';
-import { boundsOfInfo, entryId, eventOfEntry, isNoSuchKey, type StreamBounds, type StreamEntry } from './redis-entry.js';
+import { boundsOfInfo, entryId, eventOfEntry, idOfEntry, isNoSuchKey, type StreamBounds, type StreamEntry } from './redis-entry.js';
 import type { HistoryBounds, PageResult, Source, SourceHealth, SourceHistory, SourceSink } from './source.js';
 
 /** Reads events a stream no longer holds (the origin's `/history`, see history-endpoint.ts). */
@@ -176,7 +176,7 @@ export class RedisStreamSource implements Source {
       return { events, lastId: this.top, floor: events[0].id - 1 };
     }
     // Empty ring: an entry too big for it, or an empty stream; either way start after the stream's top.
-    this.top = entries.length > 0 ? Number(entries[0][0].split('-')[0]) : await this.topId();
+    this.top = entries.length > 0 ? idOfEntry(entries[0][0]) : await this.topId();
     return { events: [], lastId: this.top, floor: this.top };
   }
 
@@ -299,7 +299,7 @@ export class RedisStreamSource implements Source {
 
   private async topId(): Promise<number> {
     const entries = (await this.commands.xrevrange(this.options.key, '+', '-', 'COUNT', 1)) as StreamEntry[];
-    if (entries.length > 0) return Number(entries[0][0].split('-')[0]);
+    if (entries.length > 0) return idOfEntry(entries[0][0]);
     return (await this.streamBounds()).lastId;
   }
 
