@@ -69,9 +69,14 @@ export class PublishedSource implements Source {
     await this.publisher.close();
   }
 
-  /** The store's events after `after`, for the backfill; a store that cannot be read now throws (retried later). */
+  /**
+   * The store's events after `after`, for the backfill, up to the last id the hub has: the stream is never ahead of
+   * the origin, so a top above the origin's last id reliably means the database was replaced. A store that cannot
+   * be read now throws (retried later).
+   */
   private async readAfter(after: number, limit: number): Promise<EncodedEvent[]> {
-    const page = await this.source.readPage(after, Number.MAX_SAFE_INTEGER, limit, READ_BYTES);
+    if (after >= this.lastId) return [];
+    const page = await this.source.readPage(after, this.lastId, limit, READ_BYTES);
     if ('retryMs' in page) throw new Error('the store is busy');
     if ('historyGone' in page) throw new Error(`the store no longer holds events after ${after}`);
     return page.events;

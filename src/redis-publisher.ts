@@ -128,6 +128,7 @@ export class RedisPublisher {
     this.writing = this.write(events).then(
       () => {
         this.writing = undefined;
+        this.markUp();
         if (this.inSync && this.pending.length > 0) this.flush();
       },
       (error: Error) => {
@@ -262,6 +263,8 @@ export class RedisPublisher {
       void this.sync();
       return;
     }
+    // Compared with what was acknowledged before asking: a write landing meanwhile only raises the top.
+    const expected = this.acknowledged;
     let top: number;
     try {
       top = (await this.bounds()).lastId;
@@ -270,8 +273,8 @@ export class RedisPublisher {
       return;
     }
     if (this.writing || this.syncing || !this.inSync) return;
-    if (top < this.acknowledged) {
-      this.options.log.warn(`redis stream ${this.options.key} ends at id ${top}, below the ${this.acknowledged} Redis acknowledged (data lost by a restart or a failover): publishing the missing events again`);
+    if (top < expected) {
+      this.options.log.warn(`redis stream ${this.options.key} ends at id ${top}, below the ${expected} Redis acknowledged (data lost by a restart or a failover): publishing the missing events again`);
       void this.sync();
     } else if (this.options.lastId() > top && this.pending.length === 0) {
       void this.sync();

@@ -325,6 +325,8 @@ export class RedisStreamSource implements Source {
 
   private markDown(error: Error): void {
     if (this.state !== 'running') return;
+    // A command that never came back: the connection is dead without knowing it (ioredis does not reconnect then).
+    if (/timed out/i.test(error.message) && this.commands.status === 'ready') this.commands.disconnect(true);
     if (this.status === 'ok') this.warn(`redis ${this.options.url} is unreachable (${error.message}): serving what the ring holds; following again when it is back`);
     this.status = 'down';
   }
