@@ -55,22 +55,25 @@ const health = (hub: Hub): Record<string, unknown> => hub.stats() as Record<stri
 
 test('an edge writes the same SSE bytes as the origin: ring, XRANGE catch-up and live', async (context) => {
   const db = databaseWithRows(30);
-  const origin = await startOrigin(db, context.redis.url);
+  const origin = await startOrigin(db, context.redis.url, { event: 'msg' });
   context.close.push(() => origin.hub.close());
   await waitFor('the rows in the stream', () => origin.publisher.acknowledgedId === 30);
   // A ring of 10: a cursor of 0 is served from the stream by XRANGE, in pages of 50.
-  const edge = await startEdge(context.redis.url, { hub: { historyRows: 10 } });
+  const edge = await startEdge(context.redis.url, { eventName: 'msg', hub: { historyRows: 10 } });
   context.close.push(() => edge.hub.close());
   const fromOrigin = attach(origin.hub, 0);
   const fromEdge = attach(edge.hub, 0);
   const fromEdgeAt12 = attach(edge.hub, 12);
   const fromEdgeNew = attach(edge.hub);
   await pythonInsert(db, 120, { perCommit: 7, delayMs: 1 });
-  for (const client of [fromOrigin, fromEdge, fromEdgeAt12, fromEdgeNew]) await waitForIds(client, 150, 'every row');
-  assert.ok(fromOrigin.text.includes('id: 150\ndata: {"id":150,"message":"row-119"}\n\n'), fromOrigin.text.slice(-200));
+  // Quotes, a line break (escaped in the JSON) and characters outside ASCII and the BMP survive the trip through Redis.
+  sqlite(db, `INSERT INTO messages(message) VALUES ('say "hi"' || char(10) || 'é ✓ 😀');`);
+  for (const client of [fromOrigin, fromEdge, fromEdgeAt12, fromEdgeNew]) await waitForIds(client, 151, 'every row');
+  assert.ok(fromOrigin.text.includes('id: 150\nevent: msg\ndata: {"id":150,"message":"row-119"}\n\n'), fromOrigin.text.slice(-300));
+  assert.ok(fromOrigin.text.endsWith('id: 151\nevent: msg\ndata: {"id":151,"message":"say \\"hi\\"\\né ✓ 😀"}\n\n'), fromOrigin.text.slice(-300));
   assert.is(fromEdge.text, fromOrigin.text);
-  assert.equal(fromEdgeAt12.ids, range(13, 150));
-  assert.equal(fromEdgeNew.ids, range(21, 150), 'the newest 10 in memory, then live');
+  assert.equal(fromEdgeAt12.ids, range(13, 151));
+  assert.equal(fromEdgeNew.ids, range(21, 151), 'the newest 10 in memory, then live');
   assert.is(health(edge.hub).redis, 'ok');
   assert.is(health(edge.hub).lagRows, 0);
 });

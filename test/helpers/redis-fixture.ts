@@ -26,9 +26,9 @@ export function memoryLog(): Pick<Logger, 'info' | 'warn'> & { lines: string[] }
 }
 
 /** An origin as the server builds it with --redis: a hub over the table source, its events also published to Redis. */
-export async function startOrigin(db: string, redisUrl: string, options: { key?: string; maxLen?: number; checkMs?: number; hub?: Partial<HubOptions> } = {}) {
+export async function startOrigin(db: string, redisUrl: string, options: { key?: string; maxLen?: number; checkMs?: number; event?: string; hub?: Partial<HubOptions> } = {}) {
   const log = memoryLog();
-  const source = new PublishedSource(new TableSource({ path: db, table: 'messages', pageRows: 100, watcher: 'native' }), {
+  const source = new PublishedSource(new TableSource({ path: db, table: 'messages', event: options.event, pageRows: 100, watcher: 'native' }), {
     url: redisUrl,
     key: options.key ?? 'sqlite-sse:messages',
     maxLen: options.maxLen ?? 1000000,
