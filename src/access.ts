@@ -19,7 +19,7 @@ const TOKEN_COOKIE = 'sse_token';
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
 /** Reads the token from `Authorization: Bearer`, the `sse_token` cookie, or `?token=`, in that order. */
-function presentedToken(request: IncomingMessage, query: URLSearchParams): string | undefined {
+export function presentedToken(request: IncomingMessage, query: URLSearchParams): string | undefined {
   const authorization = request.headers.authorization;
   if (authorization && /^Bearer\s+/i.test(authorization)) return authorization.replace(/^Bearer\s+/i, '').trim();
   const cookie = request.headers.cookie;

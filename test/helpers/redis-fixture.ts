@@ -1,0 +1,53 @@
+import { Hub, type HubOptions } from '../../src/hub.js';
+import type { Logger } from '../../src/logger.js';
+import { PublishedSource } from '../../src/published-source.js';
+import { RedisStreamSource, type RedisStreamSourceOptions } from '../../src/redis-stream-source.js';
+import { TableSource } from '../../src/table-source.js';
+
+export const HUB_OPTIONS: HubOptions = {
+  historyRows: 100,
+  historyBytes: 1024 * 1024,
+  recentRows: 10,
+  heartbeatMs: 60000,
+  clientBufferBytes: 1024 * 1024,
+  slowClientTimeoutMs: 30000,
+  pageRows: 50,
+  maxCatchUpRows: 0,
+};
+
+/** A logger that keeps its lines, so a test can assert what an operator would read. */
+export function memoryLog(): Pick<Logger, 'info' | 'warn'> & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    info: (message) => void lines.push(`info: ${message}`),
+    warn: (message) => void lines.push(`warning: ${message}`),
+  };
+}
+
+/** An origin as the server builds it with --redis: a hub over the table source, its events also published to Redis. */
+export async function startOrigin(db: string, redisUrl: string, options: { key?: string; maxLen?: number; checkMs?: number; event?: string; hub?: Partial<HubOptions> } = {}) {
+  const log = memoryLog();
+  const source = new PublishedSource(new TableSource({ path: db, table: 'messages', event: options.event, pageRows: 100, watcher: 'native' }), {
+    url: redisUrl,
+    key: options.key ?? 'sqlite-sse:messages',
+    maxLen: options.maxLen ?? 1000000,
+    checkMs: options.checkMs ?? 200,
+    log,
+  });
+  const hub = new Hub(source, { ...HUB_OPTIONS, ...options.hub });
+  await hub.start();
+  return { hub, source, publisher: source.publisher, log };
+}
+
+/** An edge: a hub over the Redis stream, no database. */
+export async function startEdge(redisUrl: string, options: Partial<RedisStreamSourceOptions> & { hub?: Partial<HubOptions> } = {}) {
+  const log = memoryLog();
+  const source = new RedisStreamSource({ url: redisUrl, key: 'sqlite-sse:messages', blockMs: 500, watchdogMs: 500, lostGraceMs: 2000, log, ...options });
+  const hub = new Hub(source, { ...HUB_OPTIONS, ...options.hub });
+  await hub.start();
+  return { hub, source, log };
+}
+
+/** `[1, 2, ..., n]`. */
+export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
