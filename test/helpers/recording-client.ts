@@ -1,6 +1,5 @@
-import type { Client, CloseReason, ResetInfo } from '../../src/client.js';
+import type { Client, CloseReason, ControlFields, ControlName } from '../../src/client.js';
 import type { EventBatch } from '../../src/encoded-event.js';
-import { RESET_EVENT } from '../../src/sse-client.js';
 import { encodeEvent } from '../../src/sse-frame.js';
 
 /** A hub client that keeps every SSE byte it is sent, as an SseClient would write them, and never lags. */
@@ -9,18 +8,22 @@ export class RecordingClient implements Client {
   readonly bufferedBytes = 0;
   private readonly chunks: Buffer[] = [];
   readonly ids: number[] = [];
-  readonly resets: ResetInfo[] = [];
+  readonly batches: EventBatch[] = [];
+  readonly resets: ControlFields[] = [];
+  readonly controls: [ControlName, ControlFields][] = [];
   closedWith: CloseReason | undefined;
 
   send(batch: EventBatch): void {
+    this.batches.push(batch);
     this.chunks.push(batch.sse);
     for (const event of batch.events) this.ids.push(event.id);
   }
 
-  sendReset(reset: ResetInfo): void {
-    const { id, ...data } = reset;
-    this.resets.push(reset);
-    this.chunks.push(encodeEvent(id === undefined ? undefined : String(id), RESET_EVENT, JSON.stringify(data)));
+  sendControl(name: ControlName, fields: ControlFields): void {
+    const { id, ...data } = fields;
+    this.controls.push([name, fields]);
+    if (name === 'reset') this.resets.push(fields);
+    this.chunks.push(encodeEvent(id === undefined ? undefined : String(id), name, JSON.stringify(data)));
   }
 
   sendHeartbeat(): void {}
