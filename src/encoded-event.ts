@@ -2,8 +2,11 @@ import { httpChunk } from './http-chunk.js';
 import { rowToJson } from './row-json.js';
 import { encodeEvent } from './sse-frame.js';
 
-/** What an event carries: a new row of the insert stream, or a change of the change stream. */
-export type EventKind = 'row' | 'change';
+/**
+ * What an event carries: a new row of the insert stream, a change of the change stream, or a row of a snapshot
+ * (sent without `id:`, so a client cut off in the middle of a snapshot starts it over).
+ */
+export type EventKind = 'row' | 'change' | 'snapshot';
 
 /**
  * An event serialized once, when its source reads it: its JSON and its SSE frame.
@@ -24,7 +27,7 @@ export class EncodedEvent {
     this.kind = kind;
     this.value = value;
     this.json = json;
-    this.sse = encodeEvent(String(id), eventName, json);
+    this.sse = encodeEvent(kind === 'snapshot' ? undefined : String(id), eventName, json);
   }
 
   /** A new row of the insert stream: every column by name. */

@@ -4,8 +4,8 @@ import { CatchUpCache, type CatchUpPage } from './catch-up-cache.js';
 import type { Client } from './client.js';
 import { EncodedEvent, EventBatch } from './encoded-event.js';
 import { Ring } from './ring.js';
-import type { PageResult, Source, SourceHistory, SourceSink } from './source.js';
-import { EVERY_EVENT, type View, type ViewIndex } from './view.js';
+import type { PageResult, SnapshotResult, Source, SourceHistory, SourceSink } from './source.js';
+import { EVERY_EVENT, EVERY_TERM, type View, type ViewIndex } from './view.js';
 
 export interface HubOptions {
   /** Events kept in memory for resuming clients. */
@@ -55,6 +55,31 @@ interface Subscription {
   rowsFromDatabase: number;
   /** A catch-up read is under way (an asynchronous source): the client waits for it. */
   reading: boolean;
+  /** The tables a snapshot would cover (change streams): sent at `snapshot=1`, and again when history is gone. */
+  snapshotTables: readonly string[];
+  /** A snapshot being sent: the client joins the changes after it once every table is sent. */
+  snapshot?: SnapshotState;
+}
+
+/** Where a client's snapshot stands. */
+interface SnapshotState {
+  readonly tables: readonly string[];
+  /** The table being sent. */
+  index: number;
+  /** Where the table's next page starts (undefined: at its first row). */
+  after: number | undefined;
+  /** Rows of the table sent so far. */
+  rows: number;
+  /** The change log's sequence number when the first page was read: the changes after it follow the snapshot. */
+  seq: number | undefined;
+}
+
+/** What a client asks of a change stream's snapshot. */
+export interface SnapshotRequest {
+  /** The tables a snapshot covers. */
+  readonly tables: readonly string[];
+  /** Start with a snapshot (a client without a cursor that asked for one). */
+  readonly now: boolean;
 }
 
 /** Live clients with the same view: each batch is transformed and encoded once for all of them. */
@@ -164,13 +189,16 @@ export class Hub extends EventEmitter<HubEvents> {
    * Start streaming to `client`: every event after `cursor` exactly once and in id order, then live events.
    * Without a cursor, the newest `recentRows` events in memory, then live events.
    */
-  attach(client: Client, cursor?: number, view: View = EVERY_EVENT): void {
+  attach(client: Client, cursor?: number, view: View = EVERY_EVENT, snapshot?: SnapshotRequest): void {
     if (this.state !== 'running') {
       client.close('shutdown');
       return;
     }
-    const subscription: Subscription = { view, cursor: 0, stalledSince: 0, rowsFromDatabase: 0, reading: false };
-    if (cursor === undefined) {
+    const snapshotTables = this.source.snapshot ? (snapshot?.tables ?? []) : [];
+    const subscription: Subscription = { view, cursor: 0, stalledSince: 0, rowsFromDatabase: 0, reading: false, snapshotTables };
+    if (cursor === undefined && snapshot?.now && snapshotTables.length > 0) {
+      subscription.snapshot = newSnapshot(snapshotTables);
+    } else if (cursor === undefined) {
       subscription.cursor = this.ring.cursorBeforeNewest(this.options.recentRows, this.lastPublished);
     } else if (cursor > this.lastPublished) {
       this.attachAhead(client, subscription, cursor);
@@ -283,6 +311,10 @@ export class Hub extends EventEmitter<HubEvents> {
     const subscription = this.catchingUp.get(client);
     if (!subscription || subscription.reading || this.state !== 'running') return;
     subscription.stalledSince = 0;
+    if (subscription.snapshot) {
+      if (this.snapshotStep(client, subscription)) this.waitForDrain(client, subscription);
+      return;
+    }
     if (this.ring.covers(subscription.cursor)) {
       const events = this.ring.after(subscription.cursor, this.options.pageRows, CATCH_UP_CHUNK_BYTES);
       if (events.length > 0) {
@@ -362,10 +394,66 @@ export class Hub extends EventEmitter<HubEvents> {
    * with a gap, and continues from the oldest event still held.
    */
   private historyGone(client: Client, subscription: Subscription, oldest: number): void {
+    if (subscription.snapshotTables.length > 0) {
+      // A change stream: a fresh snapshot of the client's tables, then the changes after it, never a gap.
+      client.sendControl('reset', { reason: 'history-gone', lastEventId: subscription.cursor, oldestSeq: oldest });
+      subscription.snapshot = newSnapshot(subscription.snapshotTables);
+      this.scheduleCatchUp(client);
+      return;
+    }
     const restartId = oldest - 1;
     client.sendControl('reset', { reason: 'history-gone', id: restartId, lastEventId: subscription.cursor, oldestSeq: oldest });
     subscription.cursor = restartId;
     this.scheduleCatchUp(client);
+  }
+
+  /**
+   * One page of a snapshot: a table's current rows through the client's view, without ids (a client cut off here
+   * starts over), then `snapshot-end` after each table; the last one carries `id:` the log's sequence number, from
+   * which the client continues with changes. Not counted against --max-catchup-rows: a snapshot is bounded by the
+   * tables' size, sent a page at a time as the client drains, and ended by --slow-client-timeout for a stalled one.
+   */
+  private snapshotStep(client: Client, subscription: Subscription): boolean {
+    const state = subscription.snapshot!;
+    const table = state.tables[state.index];
+    const result = this.source.snapshot!(table, state.after, this.options.pageRows, CATCH_UP_CHUNK_BYTES);
+    if (!(result instanceof Promise)) return this.takeSnapshotPage(client, subscription, result);
+    subscription.reading = true;
+    result.then(
+      (page) => this.snapshotPageArrived(client, subscription, page),
+      () => this.snapshotPageArrived(client, subscription, { retryMs: 250 }),
+    );
+    return false;
+  }
+
+  private snapshotPageArrived(client: Client, subscription: Subscription, result: SnapshotResult): void {
+    subscription.reading = false;
+    if (this.state !== 'running' || this.catchingUp.get(client) !== subscription) return;
+    if (this.takeSnapshotPage(client, subscription, result)) this.waitForDrain(client, subscription);
+  }
+
+  private takeSnapshotPage(client: Client, subscription: Subscription, result: SnapshotResult): boolean {
+    if ('retryMs' in result) {
+      setTimeout(() => this.scheduleCatchUp(client), result.retryMs);
+      return false;
+    }
+    const state = subscription.snapshot!;
+    state.seq ??= result.seq;
+    const events = applyView(subscription.view, result.events);
+    if (events.length > 0) client.send(new EventBatch(events));
+    state.rows += events.length;
+    state.after = result.next;
+    if (result.next !== undefined) return true;
+    const last = state.index === state.tables.length - 1;
+    client.sendControl('snapshot-end', { id: last ? state.seq : undefined, table: state.tables[state.index], rows: state.rows, seq: state.seq });
+    state.index++;
+    state.after = undefined;
+    state.rows = 0;
+    if (last) {
+      subscription.snapshot = undefined;
+      subscription.cursor = state.seq;
+    }
+    return true;
   }
 
   private sendPage(client: Client, subscription: Subscription, page: CatchUpPage): void {
@@ -468,6 +556,10 @@ export class Hub extends EventEmitter<HubEvents> {
       for (const group of this.scannedGroups) this.consider(group, event, stamp, touched);
       for (const field of this.index.values()) {
         for (const term of field.termsOf(event)) {
+          if (term === EVERY_TERM) {
+            for (const groups of field.groups.values()) for (const group of groups) this.consider(group, event, stamp, touched);
+            continue;
+          }
           const groups = field.groups.get(term);
           if (groups) for (const group of groups) this.consider(group, event, stamp, touched);
         }
@@ -561,4 +653,8 @@ function applyView(view: View, events: readonly EncodedEvent[]): EncodedEvent[] 
 
 function cacheKey(view: View, after: number): string {
   return view.key + '\u0000' + after;
+}
+
+function newSnapshot(tables: readonly string[]): SnapshotState {
+  return { tables, index: 0, after: undefined, rows: 0, seq: undefined };
 }

@@ -27,6 +27,12 @@ export interface Source {
    * way: the source reads them soon), false when the store was replaced by one that ends before it.
    */
   holds(cursor: number): boolean | Promise<boolean>;
+  /**
+   * Optional, for change streams: the current rows of `table`, in pages of at most `maxRows` (and past the first,
+   * `maxBytes`), starting after the page that ended at `after` (undefined: the first page). Each page is read in one
+   * short read transaction together with the change log's highest sequence number (`seq`).
+   */
+  snapshot?(table: string, after: number | undefined, maxRows: number, maxBytes: number): SnapshotResult | Promise<SnapshotResult>;
   /** Fields of `/healthz` that describe the store; `ok` says whether it can be read. */
   health(): SourceHealth;
   /** Stops following the store and releases it. Idempotent. */
@@ -59,6 +65,9 @@ export interface SourcePage {
  * after this cursor" (`historyGone`: the oldest id it still holds), which the hub answers with a `history-gone` reset.
  */
 export type PageResult = SourcePage | { retryMs: number } | { historyGone: number };
+
+/** A page of a table's current rows (events without ids), where the next page starts (undefined: the last), and the log's sequence number then. */
+export type SnapshotResult = { events: EncodedEvent[]; next: number | undefined; seq: number } | { retryMs: number };
 
 export interface SourceHealth {
   ok: boolean;

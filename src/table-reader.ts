@@ -82,6 +82,7 @@ export class TableReader {
   private readonly newestStatement: Database.Statement;
   private readonly maxStatement: Database.Statement;
   private readonly nthAfterStatement: Database.Statement;
+  private readonly minStatement: Database.Statement;
   private readonly filteredStatements = new Map<string, Database.Statement>();
   private readonly sql: { table: string; id: string; integersOnly: string };
   private closed = false;
@@ -106,6 +107,7 @@ export class TableReader {
         .safeIntegers(true);
       this.newestStatement = this.db.prepare(`SELECT * FROM ${table} WHERE 1${integersOnly} ORDER BY ${id} DESC LIMIT ?`).safeIntegers(true);
       this.maxStatement = this.db.prepare(`SELECT MAX(${id}) FROM ${table} WHERE 1${integersOnly}`).pluck().safeIntegers(true);
+      this.minStatement = this.db.prepare(`SELECT MIN(${id}) FROM ${table} WHERE 1${integersOnly}`).pluck().safeIntegers(true);
     } catch (error) {
       this.db.close();
       throw error;
@@ -148,6 +150,12 @@ export class TableReader {
     const page = readPage(this.newestStatement, maxBytes, limit);
     page.rows.reverse();
     return page;
+  }
+
+  /** The lowest id in the table, or undefined when it is empty. */
+  minId(): number | undefined {
+    const value = this.minStatement.get() as bigint | null;
+    return value === null ? undefined : Number(value);
   }
 
   /** The highest id in the table, or 0 when it is empty. */

@@ -19,6 +19,13 @@ export interface TableSourceOptions {
   pageRows: number;
   /** What rings the doorbell: fs.watch (`native`) or chokidar's raw events. */
   watcher: WatcherBackend;
+  /** Turns a row into its event, or undefined to leave it out; default: the row itself (the insert stream). */
+  encode?: (row: Row, id: number) => EncodedEvent | undefined;
+  /**
+   * The table deletes its oldest rows (the change log's retention): a client whose cursor is older than the oldest
+   * row left is told its history is gone instead of silently missing the deleted rows.
+   */
+  trimmed?: boolean;
 }
 
 export type DatabaseState = 'ok' | 'missing' | 'error';
@@ -130,6 +137,10 @@ export class TableSource implements Source {
     try {
       const reader = this.currentReader();
       if (!reader) return { retryMs: 250 };
+      if (this.options.trimmed) {
+        const oldest = reader.minId();
+        if (oldest !== undefined && oldest > after + 1) return { historyGone: oldest };
+      }
       if (filter) {
         // Scan at most FILTER_SCAN_ROWS rows per call: the page ends where the scan ended, matches or not.
         upTo = Math.min(upTo, reader.idAfter(after, FILTER_SCAN_ROWS) ?? upTo);
@@ -144,9 +155,8 @@ export class TableSource implements Source {
     } finally {
       this.releaseIfIdle();
     }
-    const events = read.rows.map((row) => this.encode(row));
-    const complete = events.length < maxEvents && !read.cut;
-    return { events, end: complete ? upTo : events[events.length - 1].id };
+    const complete = read.rows.length < maxEvents && !read.cut;
+    return { events: this.encodeAll(read.rows), end: complete ? upTo : this.idOf(read.rows[read.rows.length - 1]) };
   }
 
   /** A file event (or anything that may have left rows unread): read soon. */
@@ -175,12 +185,12 @@ export class TableSource implements Source {
     }
     this.setDatabaseStatus('ok');
     if (page.rows.length === 0) return 'nothing';
-    const events = page.rows.map((row) => this.encode(row));
-    this.lastIdRead = events[events.length - 1].id;
+    const events = this.encodeAll(page.rows);
+    this.lastIdRead = this.idOf(page.rows[page.rows.length - 1]);
     const latency = this.readLoop.takeLatency();
     if (latency !== undefined) this.sink!.readLatency(latency, events.length);
     this.sink!.publish(events);
-    return events.length === this.options.pageRows || page.cut ? 'more' : 'rows';
+    return page.rows.length === this.options.pageRows || page.cut ? 'more' : 'rows';
   }
 
   /** The open reader, reopening the database when its file was replaced (checked unless `checkFile` is false) or came back. */
@@ -278,11 +288,18 @@ export class TableSource implements Source {
     this.lastIdRead = lastId;
     const wholeTable = !cut && rows.length < this.bounds.rows;
     const floor = rows.length === 0 ? lastId : wholeTable ? -Infinity : this.idOf(rows[0]) - 1;
-    return { events: rows.map((row) => this.encode(row)), lastId, floor };
+    return { events: this.encodeAll(rows), lastId, floor };
   }
 
-  private encode(row: Row): EncodedEvent {
-    return EncodedEvent.row(this.idOf(row), row, this.options.event);
+  private encodeAll(rows: Row[]): EncodedEvent[] {
+    const { encode, event } = this.options;
+    if (!encode) return rows.map((row) => EncodedEvent.row(this.idOf(row), row, event));
+    const events: EncodedEvent[] = [];
+    for (const row of rows) {
+      const encoded = encode(row, this.idOf(row));
+      if (encoded) events.push(encoded);
+    }
+    return events;
   }
 
   private idOf(row: Row): number {

@@ -23,9 +23,15 @@ export interface ViewIndex {
   readonly field: string;
   /** The terms an event must carry one of. */
   readonly terms: readonly string[];
-  /** The terms an event carries for `field` (a change carries its new and its old value). */
+  /**
+   * The terms an event carries for `field` (a change carries its new and its old value); EVERY_TERM when no term can
+   * be trusted for this event, so every group indexed on the field is asked.
+   */
   termsOf(event: EncodedEvent): readonly string[];
 }
+
+/** A term that stands for all: the event is offered to every group indexed on the field. */
+export const EVERY_TERM = '\u0000*';
 
 /** A SQL condition with bound parameters, for stores that speak SQL. */
 export interface StoreFilter {

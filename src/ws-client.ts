@@ -40,10 +40,13 @@ const TEXT_FRAME = { fin: true, opcode: 0x01, mask: false, readOnly: true, rsv1:
 
 /**
  * An event's WebSocket message, framed once and shared by every client: `{"type":"row","id":N,"row":{...}}` for a
- * row of the insert stream, `{"type":"change","id":N,"change":{...}}` for a change.
+ * row of the insert stream, `{"type":"change","id":N,"change":{...}}` for a change, and for a snapshot row
+ * `{"type":"change","change":{"op":"snapshot",...}}` without an id (the `snapshot-end` message carries it).
  */
 function eventFrame(event: EncodedEvent): Buffer {
-  const message = Buffer.from(`{"type":"${event.kind}","id":${event.id},"${event.kind}":${event.json}}`, 'utf8');
+  const text =
+    event.kind === 'snapshot' ? `{"type":"change","change":${event.json}}` : `{"type":"${event.kind}","id":${event.id},"${event.kind}":${event.json}}`;
+  const message = Buffer.from(text, 'utf8');
   return Buffer.concat(Sender.frame(message, TEXT_FRAME));
 }
 
