@@ -148,6 +148,50 @@ test('an INTEGER column holding the text 42: eq.42 matches it, and so does its i
   assert.not.ok(entry.keys.includes(rowIndexKey('user_id', '42abc', 'INTEGER')!));
 });
 
+/** The values of `stored` that `query` selects in a column of `type`, by SQLite and by the predicate (which must agree). */
+function selects(type: string, stored: unknown[], query: string): unknown[] {
+  const db = new Database(':memory:');
+  try {
+    db.defaultSafeIntegers(true);
+    db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v ${type})`);
+    const insert = db.prepare('INSERT INTO t(v) VALUES (?)');
+    for (const value of stored) insert.run(value);
+    const columns = [{ name: 'id', type: 'INTEGER' }, { name: 'v', type }];
+    const filter = parseFilter(new URLSearchParams(query), columns, ['id']);
+    const { where, params } = compileSql(filter);
+    const bySqlite = (db.prepare(`SELECT v FROM t WHERE ${where} ORDER BY id`).all(...params) as { v: unknown }[]).map((r) => r.v);
+    const predicate = compilePredicate(filter, columns);
+    const byPredicate = (db.prepare('SELECT * FROM t ORDER BY id').all() as Record<string, unknown>[]).filter(predicate).map((r) => r.v);
+    assert.equal(byPredicate, bySqlite, `${type} ${query}`);
+    return bySqlite;
+  } finally {
+    db.close();
+  }
+}
+
+test('the examples of docs/filters.md select what the page says', () => {
+  const mixed = [7n, 'abc', Buffer.from([0])];
+  assert.equal(selects('INTEGER', mixed, 'v=gt.10'), ['abc', Buffer.from([0])]);
+  assert.equal(selects('INTEGER', mixed, 'v=lt.abc'), [7n]);
+  assert.equal(selects('INTEGER', mixed, 'v=gt.abc'), [Buffer.from([0])]);
+  for (const value of ['42', '42.0', '4.2e1', '%2B42', '%2042']) assert.equal(selects('INTEGER', [42n, 43n, '42abc'], `v=eq.${value}`), [42n], value);
+  assert.equal(selects('INTEGER', [42n, '42abc', 16n, '0x10'], 'v=eq.42abc'), ['42abc']);
+  assert.equal(selects('INTEGER', [42n, '42abc', 16n, '0x10'], 'v=eq.0x10'), ['0x10']);
+  assert.equal(selects('REAL', [9007199254740993n], 'v=eq.9007199254740993'), []);
+  assert.equal(selects('INTEGER', [2n ** 63n - 1n], 'v=lt.9223372036854775807'), []);
+  assert.equal(selects('TEXT', ['9', '10', '11'], 'v=gt.10'), ['9', '11']);
+  assert.equal(selects('TEXT', ['42', '42.0', ' 42'], 'v=eq.42'), ['42']);
+  assert.equal(selects('TEXT', ['é', 'a', '😀', 'B'], 'v=gt.B'), ['é', 'a', '😀']);
+  assert.equal(selects('TEXT', ['é', 'a', '😀', 'B', '\uffff'], 'v=gt.%EF%BF%BF'), ['😀']);
+  assert.equal(selects('', [42n, '42'], 'v=eq.42'), ['42']);
+  assert.equal(selects('BLOB', [42n, 1.5, '0', 'a'], 'v=lt.0'), [42n, 1.5]);
+  assert.equal(selects('TEXT', ['done', null, 'open'], 'v=neq.done'), ['open']);
+  const truths = ['1', '2abc', '0.5', '0', 'abc', '', 'true', null, 3n, 0n];
+  assert.equal(selects('TEXT', truths, 'v=is.true'), ['1', '2abc', '0.5', '3']);
+  assert.equal(selects('TEXT', truths, 'v=is.false'), ['0', 'abc', '', 'true', '0']);
+  assert.equal(selects('INTEGER', truths, 'v=is.null'), [null]);
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // The differential test: the predicate against SQLite itself, on mixed data in every affinity.
 
