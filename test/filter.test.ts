@@ -192,6 +192,56 @@ test('the examples of docs/filters.md select what the page says', () => {
   assert.equal(selects('INTEGER', truths, 'v=is.null'), [null]);
 });
 
+/** The neighbours of a double, to see that a conversion is not off by one unit in the last place. */
+function nextDoubles(value: number): number[] {
+  if (!Number.isFinite(value) || value === 0) return [];
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, value);
+  const bits = view.getBigUint64(0);
+  return [bits - 1n, bits + 1n].map((neighbour) => {
+    view.setBigUint64(0, neighbour);
+    return view.getFloat64(0);
+  }).filter(Number.isFinite);
+}
+
+test('numeric text converts exactly as SQLite converts it: 19 digits, exponents, spaces, overflow', () => {
+  const db = new Database(':memory:');
+  db.defaultSafeIntegers(true);
+  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, x NUMERIC)');
+  const insert = db.prepare('INSERT INTO t(id, x) VALUES (?, ?)');
+  const matches = db.prepare('SELECT id FROM t WHERE x = ? ORDER BY id').pluck();
+  const columns = [{ name: 'id', type: 'INTEGER' }, { name: 'x', type: 'NUMERIC' }];
+  const next = random(11);
+  const texts = ['1e', '1e+', '.', '-', '+.5', '5.', '-0', '\t42\n', '42 x', '1_000', '0x1F', '00042', '1e-400', '4e-324', '1e309',
+    // Past 19 significant digits SQLite truncates before rounding: these sit just above a midpoint between doubles.
+    '9007199254740993.00000000001', '18014398509481986.0000001', '0.1000000000000000055511151231257827021181583404541015625001'];
+  for (let k = 0; k < 3000; k++) {
+    const alphabet = k % 3 === 0 ? '0123456789.e-+ \tx' : '0123456789';
+    let text = k % 5 === 0 ? '-' : '';
+    const length = 1 + Math.floor(next() * 26);
+    for (let i = 0; i < length; i++) text += alphabet[Math.floor(next() * alphabet.length)];
+    if (k % 7 === 0) text += `e${Math.floor(next() * 700) - 350}`;
+    texts.push(text);
+  }
+  for (const text of texts) {
+    db.exec('DELETE FROM t');
+    const filter = parseFilter(new URLSearchParams([['x', `eq.${text}`]]), columns, ['id']);
+    const predicate = compilePredicate(filter, columns);
+    // Row 1 holds the text's own value; rows 2-3 its nearest neighbours, which must not match.
+    insert.run(1n, text);
+    const stored = (db.prepare('SELECT x FROM t WHERE id = 1').get() as { x: unknown }).x;
+    if (typeof stored === 'bigint') {
+      if (stored > -(2n ** 63n)) insert.run(2n, stored - 1n);
+      if (stored < 2n ** 63n - 1n) insert.run(3n, stored + 1n);
+    } else if (typeof stored === 'number') nextDoubles(stored).forEach((neighbour, i) => insert.run(BigInt(2 + i), neighbour));
+    const rows = db.prepare('SELECT * FROM t ORDER BY id').all() as Record<string, unknown>[];
+    const bySqlite = (matches.all(text) as bigint[]).map(String);
+    const byPredicate = rows.filter(predicate).map((row) => String(row.id));
+    assert.equal(byPredicate, bySqlite, `eq.${JSON.stringify(text)} over ${rows.map((row) => describe(row.x)).join(', ')}`);
+  }
+  db.close();
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // The differential test: the predicate against SQLite itself, on mixed data in every affinity.
 
