@@ -48,6 +48,7 @@ test('affinityOf follows the five rules of datatype3 §3.1, in their order', () 
   ];
   for (const [type, affinity] of cases) assert.is(affinityOf(type), affinity, type);
   assert.is(affinityOf('ANY', true), 'BLOB');
+  assert.is(affinityOf('\u0130NT'), 'NUMERIC', 'only ASCII letters fold');
 });
 
 test('parses every operator into conditions in canonical order', () => {
