@@ -93,7 +93,6 @@ const noColumn = (name: string, columns: readonly ColumnInfo[], table?: string):
 
 /** A parameter as it appears in a message: one line, at most 100 characters. */
 function shown(text: string): string {
-  // eslint-disable-next-line no-control-regex
   const line = text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return line.length > 100 ? `${line.slice(0, 97)}...` : line;
 }
