@@ -9,6 +9,7 @@ export const ErrorCodes = {
   PORT_IN_USE: 'SSE_ERR_PORT_IN_USE',
   LISTEN_FAILED: 'SSE_ERR_LISTEN_FAILED',
   BAD_CURSOR: 'SSE_ERR_BAD_CURSOR',
+  BAD_FILTER: 'SSE_ERR_BAD_FILTER',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
