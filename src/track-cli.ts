@@ -118,8 +118,8 @@ function trackLines(results: TrackResult[]): string[] {
   const named = new Set(results.map((result) => result.table));
   const lines = results.map((result) => {
     const log = `${result.logCreated ? 'created ' : ''}${CHANGE_LOG_TABLE} keeps the newest ${result.keep} changes`;
-    const trimmed = result.trimmed > 0 ? `, ${result.trimmed} older ones deleted` : '';
-    return `tracked ${result.table}: triggers ${result.action} (key ${result.key.join(', ')}; ${result.columns.length} columns), ${log}${trimmed}`;
+    const trimmed = result.trimmed > 0 ? `, ${plural(result.trimmed, 'older change')} deleted` : '';
+    return `tracked ${result.table}: triggers ${result.action} (key ${result.key.join(', ')}; ${plural(result.columns.length, 'column')}), ${log}${trimmed}`;
   });
   // Tables not named on the command line whose triggers took the new --keep: say so, they changed too.
   const keep = results[results.length - 1].keep;
@@ -130,5 +130,7 @@ function trackLines(results: TrackResult[]): string[] {
 
 function untrackLine(result: UntrackResult): string {
   if (result.dropped.length === 0) return `untracked ${result.table}: it was not tracked, nothing to remove`;
-  return `untracked ${result.table}: ${result.dropped.length} triggers removed (its changes stay in ${CHANGE_LOG_TABLE} until trimmed)`;
+  return `untracked ${result.table}: ${plural(result.dropped.length, 'trigger')} removed (its changes stay in ${CHANGE_LOG_TABLE} until trimmed)`;
 }
+
+const plural = (count: number, noun: string): string => `${count} ${noun}${count === 1 ? '' : 's'}`;
