@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import Database from 'better-sqlite3';
 import { changeToJson, decodeChange, type ChangeLogRow } from '../src/change-log.js';
+import { trackedTables } from '../src/change-triggers.js';
 import { ErrorCodes, SseError } from '../src/errors.js';
 import { removeDirectory } from './helpers/cleanup.js';
 import { readChanges, readRows, runTrack } from './helpers/change-log.js';
@@ -175,6 +177,38 @@ while time.time() < deadline:
   assert.ok(logged.length >= 200);
   assert.ok(logged[0] > 50, 'rows before track are not logged');
   assert.equal(logged, ids.slice(ids.indexOf(logged[0])));
+});
+
+test('trackedTables lists the tables whose triggers exist, as track, untrack and a table rename leave them', async () => {
+  sqlite(db, 'CREATE TABLE todos(id INTEGER PRIMARY KEY); CREATE TABLE "my notes"(body TEXT); CREATE TABLE other(x);');
+  // A user's own trigger, even named like ours, is not ours: it does not write to the log.
+  sqlite(db, 'CREATE TRIGGER _sse_other_insert AFTER INSERT ON other BEGIN SELECT 1; END;');
+  const tracked = () => {
+    const handle = new Database(db, { readonly: true });
+    try {
+      return trackedTables(handle);
+    } finally {
+      handle.close();
+    }
+  };
+  assert.equal(tracked(), []);
+  await runTrack('track', ['--db', db, '--table', 'todos', '--table', 'my notes']);
+  assert.equal(tracked(), ['my notes', 'todos']);
+  await runTrack('untrack', ['--db', db, '--table', 'my notes']);
+  assert.equal(tracked(), ['todos']);
+  // After a rename the triggers still log under the old name until track is run on the new one.
+  sqlite(db, 'ALTER TABLE todos RENAME TO tasks;');
+  assert.equal(tracked(), []);
+  await runTrack('track', ['--db', db, '--table', 'tasks']);
+  assert.equal(tracked(), ['tasks']);
+  assert.is(sqlite(db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tasks';").trim(), '3');
+  sqlite(db, 'INSERT INTO tasks DEFAULT VALUES;');
+  assert.equal(
+    changes().map((change) => change.table),
+    ['tasks'],
+  );
+  await runTrack('untrack', ['--db', db, '--table', 'other']);
+  assert.is(sqlite(db, "SELECT count(*) FROM sqlite_master WHERE name = '_sse_other_insert';").trim(), '1', 'untrack left the user trigger alone');
 });
 
 test('decodeChange refuses a row no trigger wrote, with a one-line SseError', () => {
