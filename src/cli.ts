@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './logger.js';
 import { FLAGS, helpText, resolveOptions, type ServerOptions } from './options.js';
 import { SseServer } from './server.js';
 import { TableReader } from './table-reader.js';
+import { runTrackCommand } from './track-cli.js';
 import { runPrimary, tellPrimary } from './workers.js';
 
 function fail(message: string): never {
@@ -74,6 +75,12 @@ async function serve(options: Readonly<ServerOptions>, logger: Logger, createDem
 }
 
 async function main(): Promise<void> {
+  // `sqlite-sse track|untrack ...` are commands of their own: they write schema, the server never does.
+  const command = process.argv[2];
+  if (command === 'track' || command === 'untrack') {
+    process.exitCode = runTrackCommand(process.argv.slice(3), command);
+    return;
+  }
   const flags = parseFlags(process.argv.slice(2));
   if (flags.help) {
     console.log(helpText());

@@ -10,7 +10,11 @@ export function rowToJson(row: Record<string, unknown>): string {
   return JSON.stringify(out);
 }
 
-function jsonValue(value: unknown): unknown {
+/**
+ * One value as JSON.stringify should see it: a bigint as a number when it is safe (within ±(2^53 - 1)), else as its
+ * decimal string; a Buffer as base64; anything else unchanged.
+ */
+export function jsonValue(value: unknown): unknown {
   if (typeof value === 'bigint') {
     return value >= -MAX_SAFE && value <= MAX_SAFE ? Number(value) : value.toString();
   }
