@@ -50,6 +50,19 @@ export interface Change {
   old?: Record<string, unknown>;
 }
 
+/**
+ * A change as a client of the change stream receives it: a logged change, a row of a snapshot (`op: 'snapshot'`),
+ * or an update seen through a filter that the row entered (`move: 'in'`, no `old`) or left (`move: 'out'`, only `pk`).
+ */
+export interface ChangeEvent {
+  op: ChangeOp | 'snapshot';
+  move?: 'in' | 'out';
+  table: string;
+  pk: Record<string, unknown>;
+  row?: Record<string, unknown>;
+  old?: Record<string, unknown>;
+}
+
 const OPS: ReadonlySet<string> = new Set(['insert', 'update', 'delete']);
 
 /** Decodes one log row; throws SseError (SSE_ERR_DB_UNREADABLE) for a row no trigger of ours wrote. */
@@ -67,8 +80,11 @@ export function decodeChange(logRow: ChangeLogRow): Change {
  * A change as one line of JSON, `{"op","table","pk","row","old"}` with absent keys omitted, values as the insert
  * stream writes them (src/row-json.ts): integers beyond 2^53 as decimal strings, BLOBs as base64.
  */
-export function changeToJson(change: Change): string {
-  const out: Record<string, unknown> = { op: change.op, table: change.table, pk: jsonObject(change.pk) };
+export function changeToJson(change: ChangeEvent): string {
+  const out: Record<string, unknown> = { op: change.op };
+  if (change.move !== undefined) out.move = change.move;
+  out.table = change.table;
+  out.pk = jsonObject(change.pk);
   if (change.row !== undefined) out.row = jsonObject(change.row);
   if (change.old !== undefined) out.old = jsonObject(change.old);
   return JSON.stringify(out);

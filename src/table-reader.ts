@@ -22,6 +22,8 @@ export interface TableInfo {
   idIsRowid: boolean;
   /** False when ids can be reused (no AUTOINCREMENT) or are not a rowid alias: worth a warning at start. */
   idsOnlyGrow: boolean;
+  /** Every column with its declared type, in table order (what filters are checked against). */
+  columns: { name: string; type: string }[];
 }
 
 /** Whether the file on disk is still the one that was opened. */
@@ -215,7 +217,13 @@ function inspectTable(db: Database.Database, options: TableReaderOptions): Table
   const sql = (db.prepare(`SELECT sql FROM sqlite_master WHERE name = ?`).pluck().get(table) as string | null) ?? '';
   const primaryKeys = columns.filter((column) => column.pk > 0);
   const isAlias = primaryKeys.length === 1 && primaryKeys[0].name === idColumn && primaryKeys[0].type.toUpperCase() === 'INTEGER';
-  return { table, idColumn, idIsRowid: isAlias, idsOnlyGrow: isAlias && /\bAUTOINCREMENT\b/i.test(sql) };
+  return {
+    table,
+    idColumn,
+    idIsRowid: isAlias,
+    idsOnlyGrow: isAlias && /\bAUTOINCREMENT\b/i.test(sql),
+    columns: columns.map(({ name, type }) => ({ name, type })),
+  };
 }
 
 function chooseIdColumn(columns: ColumnInfo[], options: TableReaderOptions): string {

@@ -313,7 +313,7 @@ export class TableSource implements Source {
   }
 
   /** Warn once per distinct message, so a failing database does not flood the log. */
-  private warn(message: string): void {
+  protected warn(message: string): void {
     if (message === this.lastWarning) return;
     this.lastWarning = message;
     this.sink?.warn(message);
