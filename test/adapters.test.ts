@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { sqliteSse } from '../src/adapters/express.js';
 import sqliteSsePlugin from '../src/adapters/fastify.js';
 import { createFetchHandler } from '../src/adapters/fetch.js';
-import type { SqliteSse } from '../src/index.js';
+import { createSqliteSse, type SqliteSse } from '../src/index.js';
 import { removeDirectory } from './helpers/cleanup.js';
 import { createMessagesDatabase, pythonInsertBig, sqlite, tempDirectory } from './helpers/database.js';
 import { PausableSseSocket, tableIds } from './helpers/integration.js';
@@ -255,6 +255,49 @@ test('Fetch: a client that stops reading is parked at the stream\'s queue, then 
     stalled.close();
     reader.close();
     await handler.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('one instance behind several routes and adapters is one hub; closing an adapter leaves an instance passed in to its owner', async () => {
+  const path = createMessagesDatabase(directory);
+  const live = await createSqliteSse({ db: path, recentRows: 0 });
+  const first = sqliteSse(live);
+  const second = sqliteSse(live);
+  const handler = createFetchHandler(live);
+  const app = express();
+  app.use('/a', first);
+  app.use('/b', second);
+  app.all('/c/*rest', async (request, response) => {
+    // The Fetch handler behind Express, to show it is the same hub: a Request in, its Response's body piped out.
+    const answer = await handler(new Request(`http://host${request.originalUrl.slice(2)}`));
+    response.writeHead(answer.status, Object.fromEntries(answer.headers));
+    const reader = answer.body!.getReader();
+    request.on('close', () => void reader.cancel());
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      response.write(value);
+    }
+    response.end();
+  });
+  const server = app.listen(0, '127.0.0.1');
+  const base = await listening(server);
+  const streams = ['/a', '/b', '/c'].map((prefix) => new SseStream(`${base}${prefix}/events`));
+  try {
+    await Promise.all(streams.map((stream) => stream.waitForResponse()));
+    await waitFor('three clients on the one hub', () => live.stats().clients === 3, 5000);
+    insert(path, 3);
+    for (const stream of streams) await stream.waitForRows(3);
+    for (const stream of streams) assert.equal(stream.ids(), [1, 2, 3]);
+    await Promise.all([first.close(), second.close(), handler.close()]);
+    insert(path, 1);
+    await streams[0].waitForRows(4);
+    assert.is(live.stats().clients, 3, 'the instance still serves: its owner closes it');
+  } finally {
+    for (const stream of streams) stream.close();
+    await live.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   }
