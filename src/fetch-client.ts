@@ -7,6 +7,16 @@ const HEARTBEAT = encodeComment('heartbeat');
 const CATCH_UP_LIMIT = encodeComment('catch-up limit reached: reconnect with Last-Event-ID to continue');
 
 /**
+ * Erroring the body is the Fetch API's only way to cut a connection; hosts log the error (@hono/node-server with
+ * console.error), so it is one line, not a stack trace, for what is a routine policy.
+ */
+function tooSlowError(): Error {
+  const error = new Error('sqlite-sse: a client that took nothing for too long was cut off; it resumes with Last-Event-ID');
+  error.stack = `${error.name}: ${error.message}`;
+  return error;
+}
+
+/**
  * One SSE connection over the Fetch API: the body of a `Response` is a web `ReadableStream` whose queue is the
  * client's buffer. Bytes count as buffered until the host (a Fetch router, `@hono/node-server`, Deno, Bun) pulls them,
  * and a host pulls only as fast as its peer takes them, so the hub's budget and parking work as over `node:http`.
@@ -89,7 +99,7 @@ export class FetchClient implements Client {
     if (reason === 'too-slow') {
       // A client that stopped reading cannot take the stream's end: cut it off instead of queueing more.
       this.end(reason);
-      this.controller.error(new Error('sqlite-sse: client too slow'));
+      this.controller.error(tooSlowError());
       return;
     }
     if (reason === 'catch-up-limit') this.controller.enqueue(CATCH_UP_LIMIT);

@@ -195,6 +195,21 @@ test('Fastify: app.register(plugin, { prefix: "/live", db }) streams behind the 
   }
 });
 
+test('Fastify: a database that cannot be opened or a typo fails the registration with the one-line SseError', async () => {
+  const missing = Fastify();
+  await missing.register(sqliteSsePlugin, { prefix: '/live', db: `${directory}/missing.db` }).then(
+    () => assert.unreachable('registered over a missing database'),
+    (error: Error) => assert.match(error.message, /^database .*missing\.db does not exist: check the path, or pass --create to create it$/),
+  );
+  await missing.close();
+  const typo = Fastify();
+  await typo.register(sqliteSsePlugin, { prefix: '/live', db: createMessagesDatabase(directory), heartbaet: 5 } as never).then(
+    () => assert.unreachable('registered with a typo'),
+    (error: Error) => assert.is(error.message, 'unknown option heartbaet: did you mean heartbeat?'),
+  );
+  await typo.close();
+});
+
 test('Fetch: createFetchHandler mounted in Hono on @hono/node-server streams, resumes, and ends the stream when the client leaves', async () => {
   const path = createMessagesDatabase(directory);
   const handler = createFetchHandler({ db: path, recentRows: 0 });
@@ -254,6 +269,47 @@ test('Fetch: a client that stops reading is parked at the stream\'s queue, then 
   } finally {
     stalled.close();
     reader.close();
+    await handler.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('Fetch: a client that takes nothing past slowClientTimeout is cut off and, resuming with Last-Event-ID, gets every row exactly once', async () => {
+  const rows = 1500;
+  const path = createMessagesDatabase(directory);
+  const handler = createFetchHandler({ db: path, clientBuffer: '64k', historyBytes: '1m', heartbeat: 0.1, slowClientTimeout: 0.5 });
+  const app = new Hono();
+  app.all('/live/*', mount(handler));
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as Server;
+  const base = await listening(server);
+  const live = await handler.ready;
+  const stalled = new PausableSseSocket((server.address() as AddressInfo).port, '/live/events?lastEventId=0', { paused: true });
+  const reader = new SseStream(`${base}/live/events?lastEventId=0`);
+  let resumed: SseStream | undefined;
+  try {
+    await stalled.connected();
+    await reader.waitForResponse();
+    await waitFor('both clients attached', () => live.stats().clients === 2, 5000);
+    await withTimeout(pythonInsertBig(path, rows, 10 * 1024), 60000, 'writer of big rows');
+    await reader.waitForRows(rows, 30000);
+    await waitFor('the stalled client dropped', () => live.stats().clients === 1, 10000);
+
+    // It reads what reached it before the cut, then reconnects from the last event it got, as EventSource does.
+    stalled.resume();
+    await waitFor('the end of the cut stream', () => stalled.ended, 10000);
+    const before = stalled.ids();
+    const lastId = before.length > 0 ? before[before.length - 1] : 0;
+    resumed = new SseStream(`${base}/live/events`, { 'Last-Event-ID': String(lastId) });
+    await resumed.waitForRows(rows - before.length, 30000);
+    const ids = tableIds(path);
+    assert.equal(reader.ids(), ids);
+    assert.ok(before.length < rows, `the stalled client was cut off before the end (it had ${before.length} rows)`);
+    assert.equal([...before, ...resumed.ids()], ids, 'every row exactly once, in order, across the reconnect');
+  } finally {
+    stalled.close();
+    reader.close();
+    resumed?.close();
     await handler.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
