@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createFetchHandler } from '../src/adapters/fetch.js';
 import { createSqliteSse, type SqliteSse, SseError } from '../src/index.js';
 import { removeDirectory, trackChild } from './helpers/cleanup.js';
 import { createMessagesDatabase, sqlite, tempDirectory } from './helpers/database.js';
@@ -175,6 +176,25 @@ test('an unknown option is an error with a did-you-mean; bad values and a missin
   assert.is(created.options.historyBytes, 65536);
   assert.equal(created.options.corsOrigins, ['https://a.example']);
   await created.close();
+});
+
+test('a Fetch handler with a prefix answers under it and 404s elsewhere; after close() its paths answer 503', async () => {
+  const path = createMessagesDatabase(directory);
+  sqlite(path, "INSERT INTO messages(message) VALUES ('one');");
+  const live = await createSqliteSse({ db: path });
+  const handler = createFetchHandler(live, { prefix: '/live/' });
+  const health = await handler(new Request('http://app/live/healthz'));
+  assert.is(health.status, 200);
+  assert.is(((await health.json()) as { lastId: number }).lastId, 1);
+  assert.is((await handler(new Request('http://app/healthz'))).status, 404, 'outside the prefix');
+  assert.is((await handler(new Request('http://app/live/other'))).status, 404);
+  assert.is((await handler(new Request('http://app/live/events', { method: 'POST' }))).status, 405);
+  assert.is((await handler(new Request('http://app/live/events?lastEventId=x'))).status, 400);
+  const head = await handler(new Request('http://app/live/events', { method: 'HEAD' }));
+  assert.is(head.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  assert.is(live.stats().clients, 0, 'HEAD opens no stream');
+  await live.close();
+  assert.is((await handler(new Request('http://app/live/events'))).status, 503);
 });
 
 test('after close() nothing of the instance keeps the process alive: a child that streams and closes exits by itself', async () => {
