@@ -16,7 +16,8 @@ export interface HttpAppOptions {
   metrics: Metrics;
   /** Serve `/metrics`. */
   metricsEnabled: boolean;
-  staticFiles: StaticFiles;
+  /** The page and its scripts at `/`; undefined: not served (the library's default). */
+  staticFiles: StaticFiles | undefined;
   retryMs: number;
   /** Called for an unexpected error, which the client only sees as a 500. */
   onError: (error: Error) => void;
@@ -49,7 +50,10 @@ export function splitTarget(url: string | undefined): { path: string; query: URL
   };
 }
 
-/** Routes every request: `/events`, `/healthz`, `/metrics`, the public folder; 404 and 405 otherwise. */
+/**
+ * Routes a request: `/events`, `/healthz`, `/metrics`, the public folder, with 405 for another method on those.
+ * Any other path is not its own: `handle` returns false and leaves the response untouched, so a host app goes on.
+ */
 export class HttpApp {
   private readonly options: HttpAppOptions;
   private readonly retryFrame: Buffer;
@@ -60,31 +64,35 @@ export class HttpApp {
     this.retryFrame = encodeRetry(options.retryMs);
   }
 
-  readonly handle = (request: IncomingMessage, response: ServerResponse): void => {
+  /** Answers `request` when its path is one of ours and returns true; returns false (and writes nothing) otherwise. */
+  readonly handle = (request: IncomingMessage, response: ServerResponse): boolean => {
+    const { path, query } = splitTarget(request.url);
+    const route = this.find(path);
+    if (!route) return false;
     try {
-      this.route(request, response);
+      this.route(request, response, route, query);
     } catch (error) {
       this.options.onError(error as Error);
       if (!response.headersSent) sendText(request, response, 500, 'internal error');
       else response.destroy();
     }
+    return true;
   };
+
+  /** Whether a request path is one this app answers. */
+  owns(path: string): boolean {
+    return this.find(path) !== undefined;
+  }
 
   private find(path: string): Route | undefined {
     if (path === '/events') return { kind: 'events' };
     if (path === '/healthz') return { kind: 'healthz' };
     if (path === '/metrics' && this.options.metricsEnabled) return { kind: 'metrics' };
-    const file = this.options.staticFiles.lookup(path);
+    const file = this.options.staticFiles?.lookup(path);
     return file ? { kind: 'file', file } : undefined;
   }
 
-  private route(request: IncomingMessage, response: ServerResponse): void {
-    const { path, query } = splitTarget(request.url);
-    const route = this.find(path);
-    if (!route) {
-      sendText(request, response, 404, 'not found');
-      return;
-    }
+  private route(request: IncomingMessage, response: ServerResponse, route: Route, query: URLSearchParams): void {
     const { access } = this.options;
     if (request.method === 'OPTIONS' && access.corsEnabled) {
       const preflight = access.preflightHeaders(request);
@@ -170,7 +178,7 @@ export class HttpApp {
   private async file(request: IncomingMessage, response: ServerResponse, file: StaticFile): Promise<void> {
     let body: Buffer;
     try {
-      body = await this.options.staticFiles.read(file);
+      body = await this.options.staticFiles!.read(file);
     } catch {
       sendText(request, response, 404, 'not found');
       return;

@@ -1,38 +1,32 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { AccessControl } from './access.js';
-import { Connections } from './connections.js';
-import { createDemoTable } from './demo-database.js';
 import { ErrorCodes, SseError } from './errors.js';
-import { HttpApp } from './http-app.js';
-import { Hub } from './hub.js';
+import { sendText } from './http-app.js';
+import type { Hub } from './hub.js';
 import type { Logger } from './logger.js';
-import { Metrics } from './metrics.js';
 import type { ServerOptions } from './options.js';
-import { StaticFiles } from './static-files.js';
-import { TableSource } from './table-source.js';
-import { WsEndpoint } from './ws-endpoint.js';
+import { SqliteSse } from './sqlite-sse.js';
+import type { TableSource } from './table-source.js';
+import { refuse } from './ws-endpoint.js';
 
-/** The public folder shipped with the package (dist/src/ -> public/). */
-export const DEFAULT_PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
+export { DEFAULT_PUBLIC_DIR } from './sqlite-sse.js';
 
-/** A running server: one http.Server, one hub over the table's source. */
+function ignore(): void {}
+
+/** The CLI's server: one http.Server (or HTTP/2 over TLS) in front of one SqliteSse instance, which it owns. */
 export class SseServer {
   readonly options: Readonly<ServerOptions>;
-  readonly hub: Hub;
-  readonly source: TableSource;
+  readonly live: SqliteSse;
   private readonly http: Server | Http2SecureServer;
   private readonly sockets = new Set<Socket>();
   private readonly sessions = new Set<Http2Session>();
   private closing: Promise<void> | undefined;
 
-  private constructor(options: Readonly<ServerOptions>, hub: Hub, source: TableSource, http: Server | Http2SecureServer) {
-    this.options = options;
-    this.hub = hub;
-    this.source = source;
+  private constructor(live: SqliteSse, http: Server | Http2SecureServer) {
+    this.options = live.options;
+    this.live = live;
     this.http = http;
     http.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
@@ -44,52 +38,42 @@ export class SseServer {
     });
   }
 
+  get hub(): Hub {
+    return this.live.hub;
+  }
+
+  get source(): TableSource {
+    return this.live.source;
+  }
+
   /**
-   * Open the database, start the hub over its source, listen. Rejects with an SseError whose one-line message says what
-   * is wrong and what to do. `createDemo`: create `./sse.db` as the demo when it is missing (plain `npm start`).
+   * Open the database, start the stream, listen. Rejects with an SseError whose one-line message says what is wrong
+   * and what to do. `createDemo`: create `./sse.db` as the demo when it is missing (plain `npm start`).
    */
   static async start(options: Readonly<ServerOptions>, logger: Logger, createDemo = false): Promise<SseServer> {
-    if (options.create || (createDemo && !existsSync(options.db))) {
-      const created = createDemoTable(options.db, options.table);
-      if (created !== 'nothing') logger.info(`created ${created === 'database' ? 'database ' + options.db + ' with ' : ''}table ${options.table}(id, message)`);
-    }
-    let staticFiles: StaticFiles;
+    const live = await SqliteSse.create(options, { logger, page: true, createDemo });
     try {
-      staticFiles = new StaticFiles(options.publicDir ?? DEFAULT_PUBLIC_DIR);
-    } catch (error) {
-      throw new SseError(ErrorCodes.BAD_OPTION, `cannot read the page folder ${options.publicDir ?? DEFAULT_PUBLIC_DIR}: ${(error as Error).message} (see --public)`);
-    }
-    const source = new TableSource({ ...options, path: options.db });
-    const hub = new Hub(source, options);
-    hub.on('warning', (message) => logger.warn(message));
-    await hub.start();
-    try {
-      const metrics = new Metrics(hub, options.metrics);
-      const connections = new Connections(options, metrics, logger);
-      const access = new AccessControl(options);
-      const app = new HttpApp({
-        access,
-        hub,
-        connections,
-        metrics,
-        metricsEnabled: options.metrics,
-        staticFiles,
-        retryMs: options.retryMs,
-        onError: (error) => logger.warn(`request failed: ${error.message}`),
-      });
-      const http = createHttpServer(options, app.handle as RequestListener);
+      // Everything that is not the stream's is 404: the CLI serves nothing else.
+      const handle = (request: IncomingMessage, response: ServerResponse) => {
+        if (!live.handleRequest(request, response)) sendText(request, response, 404, 'not found');
+      };
+      const http = createHttpServer(options, handle);
       // A malformed request gets a plain 400 (a slow one 408) and its socket closed; nothing is logged with a stack.
       http.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
         const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
         if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         else socket.destroy();
       });
-      http.on('upgrade', new WsEndpoint({ access, hub, connections, metrics }).handleUpgrade);
-      const server = new SseServer(options, hub, source, http);
+      http.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => {
+        if (live.handleUpgrade(request, socket, head)) return;
+        socket.on('error', ignore);
+        refuse(socket, 404, 'not found');
+      });
+      const server = new SseServer(live, http);
       await listen(http, options.port, options.host);
       return server;
     } catch (error) {
-      await hub.close();
+      await live.close();
       throw error;
     }
   }
@@ -111,7 +95,7 @@ export class SseServer {
 
   private async shutDown(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
-    await this.hub.close();
+    await this.live.close();
     if ('closeIdleConnections' in this.http) this.http.closeIdleConnections();
     for (const session of this.sessions) session.close();
     // Streams were ended; a peer that does not take its last bytes is not allowed to hold the exit.

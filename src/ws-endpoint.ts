@@ -19,7 +19,7 @@ function closeText(message: string): string {
 }
 
 /** Answer an upgrade request with a plain HTTP status and close the socket. */
-function refuse(socket: Socket, status: number, message: string, headers: Record<string, string> = {}): void {
+export function refuse(socket: Socket, status: number, message: string, headers: Record<string, string> = {}): void {
   const body = message + '\n';
   const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, 'Connection: close', 'Content-Type: text/plain; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`];
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
@@ -47,25 +47,29 @@ export class WsEndpoint {
     this.options = options;
   }
 
-  /** Takes an `upgrade` request for `/ws`; answers anything else with 404 and closes it. */
-  readonly handleUpgrade = (request: IncomingMessage, socket: Socket, head: Buffer): void => {
-    socket.on('error', ignore);
+  /**
+   * Takes an `upgrade` request for `/ws` and returns true; returns false, touching nothing, for any other path, so
+   * the host's own upgrade handlers can take it.
+   */
+  readonly handleUpgrade = (request: IncomingMessage, socket: Socket, head: Buffer): boolean => {
     const { path, query } = splitTarget(request.url);
-    if (path !== '/ws' || request.method !== 'GET') {
-      refuse(socket, 404, 'not found');
-      return;
+    if (path !== '/ws') return false;
+    socket.on('error', ignore);
+    if (request.method !== 'GET') {
+      refuse(socket, 405, `method ${request.method} not allowed: use GET`, { Allow: 'GET' });
+      return true;
     }
     const { access, hub, connections, metrics } = this.options;
     const ip = clientAddress(request);
     if (!access.websocketOriginAllowed(request)) {
       connections.refused('ws', ip, 'origin');
       refuse(socket, 403, 'this origin may not open the stream: see --cors-origin');
-      return;
+      return true;
     }
     if (!access.authorized(request, query, 'ws')) {
       connections.refused('ws', ip, 'unauthorized');
       refuse(socket, 401, 'a valid token is required: send Authorization: Bearer TOKEN, the sse_token cookie, or ?token=TOKEN');
-      return;
+      return true;
     }
     let cursor: number | undefined;
     let badCursor: string | undefined;
@@ -79,7 +83,7 @@ export class WsEndpoint {
     const refusal = badCursor === undefined ? connections.admit('ws', ip) : undefined;
     if (refusal) {
       refuse(socket, refusal.status, refusal.message, { 'Retry-After': String(refusal.retryAfterSeconds) });
-      return;
+      return true;
     }
     this.server.handleUpgrade(request, socket, head, (ws: WebSocket) => {
       ws.on('error', ignore);
@@ -98,5 +102,6 @@ export class WsEndpoint {
       });
       hub.attach(client, cursor);
     });
+    return true;
   };
 }

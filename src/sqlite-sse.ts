@@ -1,0 +1,166 @@
+import { existsSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { AccessControl } from './access.js';
+import { Connections } from './connections.js';
+import { createDemoTable } from './demo-database.js';
+import { ErrorCodes, SseError } from './errors.js';
+import { FetchApp } from './fetch-app.js';
+import { HttpApp, sendText, splitTarget } from './http-app.js';
+import { Hub } from './hub.js';
+import { resolveLibraryOptions, type SqliteSseOptions } from './library-options.js';
+import { createLogger, type Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import type { ServerOptions } from './options.js';
+import { StaticFiles } from './static-files.js';
+import { TableSource } from './table-source.js';
+import { refuse, WsEndpoint } from './ws-endpoint.js';
+
+/** The public folder shipped with the package (dist/src/ -> public/). */
+export const DEFAULT_PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
+
+/** How the CLI's server and the library's factory differ when they build an instance. */
+export interface CreateContext {
+  logger: Logger;
+  /** Serve the page and its scripts at `/`. */
+  page: boolean;
+  /** Plain `npm start`: create `./sse.db` as the demo when it is missing. */
+  createDemo?: boolean;
+}
+
+/** The figures of `/healthz`: the hub's and the source's. */
+export type SqliteSseStats = ReturnType<Hub['stats']>;
+
+/**
+ * One stream over one table: the hub over its source, with the HTTP, WebSocket and Fetch front doors that the CLI's
+ * server and every framework adapter share. Nothing is global: instances over different databases coexist.
+ */
+export class SqliteSse {
+  /** The resolved options, frozen. */
+  readonly options: Readonly<ServerOptions>;
+  readonly hub: Hub;
+  readonly source: TableSource;
+  private readonly http: HttpApp;
+  private readonly ws: WsEndpoint;
+  private readonly fetchApp: FetchApp;
+  private closing: Promise<void> | undefined;
+
+  private constructor(options: Readonly<ServerOptions>, hub: Hub, source: TableSource, http: HttpApp, ws: WsEndpoint, fetchApp: FetchApp) {
+    this.options = options;
+    this.hub = hub;
+    this.source = source;
+    this.http = http;
+    this.ws = ws;
+    this.fetchApp = fetchApp;
+  }
+
+  /**
+   * Open the database, start the hub over its source. The one place that builds a hub from options, for the CLI and
+   * the library alike. Rejects with an SseError whose one-line message says what is wrong and what to do.
+   */
+  static async create(options: Readonly<ServerOptions>, context: CreateContext): Promise<SqliteSse> {
+    const { logger } = context;
+    if (options.create || (context.createDemo && !existsSync(options.db))) {
+      const created = createDemoTable(options.db, options.table);
+      if (created !== 'nothing') logger.info(`created ${created === 'database' ? 'database ' + options.db + ' with ' : ''}table ${options.table}(id, message)`);
+    }
+    let staticFiles: StaticFiles | undefined;
+    if (context.page) {
+      try {
+        staticFiles = new StaticFiles(options.publicDir ?? DEFAULT_PUBLIC_DIR);
+      } catch (error) {
+        throw new SseError(ErrorCodes.BAD_OPTION, `cannot read the page folder ${options.publicDir ?? DEFAULT_PUBLIC_DIR}: ${(error as Error).message} (see --public)`);
+      }
+    }
+    const source = new TableSource({ ...options, path: options.db });
+    const hub = new Hub(source, options);
+    hub.on('warning', (message) => logger.warn(message));
+    await hub.start();
+    try {
+      const metrics = new Metrics(hub, options.metrics);
+      const connections = new Connections(options, metrics, logger);
+      const access = new AccessControl(options);
+      const onError = (error: Error) => logger.warn(`request failed: ${error.message}`);
+      const shared = { access, hub, connections, metrics, metricsEnabled: options.metrics, retryMs: options.retryMs, onError };
+      const http = new HttpApp({ ...shared, staticFiles });
+      const fetchApp = new FetchApp({ ...shared, clientBufferBytes: options.clientBufferBytes });
+      return new SqliteSse(options, hub, source, http, new WsEndpoint({ access, hub, connections, metrics }), fetchApp);
+    } catch (error) {
+      await hub.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Answer a `node:http` or `node:http2` request when its path is one of the stream's (`/events`, `/healthz`,
+   * `/metrics` when enabled, the page when enabled) and return true; return false, writing nothing, otherwise.
+   */
+  handleRequest(request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse): boolean {
+    const req = request as IncomingMessage;
+    const res = response as ServerResponse;
+    if (this.closing) {
+      if (!this.http.owns(splitTarget(req.url).path)) return false;
+      sendText(req, res, 503, 'the stream is closed');
+      return true;
+    }
+    return this.http.handle(req, res);
+  }
+
+  /**
+   * Take an `upgrade` request for `/ws` (the stream over WebSocket) and return true; return false, touching nothing,
+   * for any other path.
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (this.closing) {
+      if (splitTarget(request.url).path !== '/ws') return false;
+      refuse(socket as Socket, 503, 'the stream is closed');
+      return true;
+    }
+    return this.ws.handleUpgrade(request, socket as Socket, head);
+  }
+
+  /**
+   * Answer a Fetch API request (the URL's path relative to where the stream is mounted), streaming `/events` as a web
+   * `ReadableStream`; undefined when the path is not one of the stream's. `ip` counts against `maxClientsPerIp`.
+   */
+  async handleFetch(request: Request, ip?: string): Promise<Response | undefined> {
+    const path = new URL(request.url).pathname;
+    if (this.closing) return this.fetchApp.owns(path) ? new Response('the stream is closed\n', { status: 503 }) : undefined;
+    return this.fetchApp.handle(request, path, ip ?? 'unknown');
+  }
+
+  /** The figures `/healthz` shows: `ok`, `clients`, `lastId`, the ring's and the database's. */
+  stats(): SqliteSseStats {
+    return this.hub.stats();
+  }
+
+  /**
+   * End every stream, stop the watcher and the heartbeat, close the database. Idempotent: every call returns the same
+   * promise. Afterwards nothing of this instance keeps the process alive; its paths answer 503.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.hub.close();
+    return this.closing;
+  }
+}
+
+/**
+ * Create a stream over a SQLite table for embedding in your own server. Takes the CLI's options in camelCase with the
+ * CLI's defaults; an unknown option is an error. Resolves once the database is open and watched; rejects with the
+ * CLI's one-line `SseError`s.
+ */
+export async function createSqliteSse(options: SqliteSseOptions = {}): Promise<SqliteSse> {
+  return validateThenCreate(options)();
+}
+
+/**
+ * Validate options now (a typo throws at once, where the adapter is called) and return the function that opens the
+ * database. The adapters, whose factories are synchronous, use it.
+ */
+export function validateThenCreate(options: SqliteSseOptions): () => Promise<SqliteSse> {
+  const { options: resolved, extras } = resolveLibraryOptions(options);
+  return () => SqliteSse.create(resolved, { logger: extras.logger ?? createLogger(resolved.logLevel, resolved.logFormat), page: extras.page });
+}
