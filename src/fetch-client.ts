@@ -1,6 +1,5 @@
-import type { Client, CloseReason, ResetInfo, TransportCounters } from './client.js';
+import type { Client, CloseReason, ControlFields, ControlName, TransportCounters } from './client.js';
 import type { EventBatch } from './encoded-event.js';
-import { RESET_EVENT } from './sse-client.js';
 import { encodeComment, encodeEvent } from './sse-frame.js';
 
 const HEARTBEAT = encodeComment('heartbeat');
@@ -66,9 +65,9 @@ export class FetchClient implements Client {
     this.counters.bytes += frames.length;
   }
 
-  sendReset(reset: ResetInfo): void {
-    const { id, ...data } = reset;
-    this.enqueue(encodeEvent(id === undefined ? undefined : String(id), RESET_EVENT, JSON.stringify(data)));
+  sendControl(name: ControlName, fields: ControlFields): void {
+    const { id, ...data } = fields;
+    this.enqueue(encodeEvent(id === undefined ? undefined : String(id), name, JSON.stringify(data)));
   }
 
   sendHeartbeat(): void {
