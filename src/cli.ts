@@ -18,8 +18,8 @@ function fail(message: string): never {
 }
 
 function parseFlags(argv: string[]) {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' }, version: { type: 'boolean' } };
-  for (const [flag, spec] of Object.entries(FLAGS)) options[flag] = { type: spec.kind === 'flag' ? 'boolean' : 'string' };
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { help: { type: 'boolean' }, version: { type: 'boolean' } };
+  for (const [flag, spec] of Object.entries(FLAGS)) options[flag] = { type: spec.kind === 'flag' ? 'boolean' : 'string', multiple: spec.multiple ?? false };
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (error) {

@@ -1,6 +1,6 @@
 import type { Client, CloseReason, ControlFields, ControlName, TransportCounters } from './client.js';
 import type { EventBatch } from './encoded-event.js';
-import { encodeComment, encodeEvent } from './sse-frame.js';
+import { encodeComment, encodeControl } from './sse-frame.js';
 
 const HEARTBEAT = encodeComment('heartbeat');
 const CATCH_UP_LIMIT = encodeComment('catch-up limit reached: reconnect with Last-Event-ID to continue');
@@ -66,8 +66,7 @@ export class FetchClient implements Client {
   }
 
   sendControl(name: ControlName, fields: ControlFields): void {
-    const { id, ...data } = fields;
-    this.enqueue(encodeEvent(id === undefined ? undefined : String(id), name, JSON.stringify(data)));
+    this.enqueue(encodeControl(name, fields));
   }
 
   sendHeartbeat(): void {

@@ -8,7 +8,31 @@ import { assertFieldValue } from './sse-frame.js';
 /** Everything the server can be told, after defaults and validation. */
 export interface ServerOptions {
   db: string;
+  /** The first of `tables`: the stream `/events` serves without `?table=`. */
   table: string;
+  /** Insert mode: the tables streamed, each with its own ids (`?table=NAME`). Change mode: narrows the change log to these (empty: every tracked table). */
+  tables: readonly string[];
+  /** Stream the change log of tracked tables (updates and deletes too) instead of new rows. */
+  changes: boolean;
+  /** Signed tokens (see src/token-verifier.ts); all undefined: off. */
+  jwtSecret: string | undefined;
+  jwtSecretFile: string | undefined;
+  jwtPublicKey: string | undefined;
+  jwksUrl: string | undefined;
+  jwtIssuer: string | undefined;
+  jwtAudience: string | undefined;
+  /** Access rules filled from a token's claims, ANDed with what each client asks (`[TABLE.]column=op.{claim}`). */
+  rowFilters: readonly string[];
+  /** Origin: also publish every event to Redis Streams at this URL. */
+  redis: string | undefined;
+  /** Prefix of the stream keys: `<prefix><table>` or `<prefix>changes`. */
+  redisPrefix: string;
+  /** Entries a stream keeps (`MAXLEN ~`). */
+  redisMaxLen: number;
+  /** Edge: serve the stream that an origin publishes to Redis at this URL; open no database. */
+  edge: string | undefined;
+  /** Edge: the origin's URL, for history older than the Redis stream. */
+  origin: string | undefined;
   host: string;
   port: number;
   idColumn: string | undefined;
@@ -62,6 +86,8 @@ type Kind = 'string' | 'count' | 'bytes' | 'seconds' | 'milliseconds' | 'flag' |
 interface FlagSpec {
   key: keyof ServerOptions | keyof RawOnly;
   kind: Kind;
+  /** The flag may be given more than once; its values are kept in order. */
+  multiple?: boolean;
   value?: string;
   help: string;
   default: string;
@@ -72,7 +98,8 @@ interface FlagSpec {
 /** The flags, in the order `--help` lists them. */
 export const FLAGS: Record<string, FlagSpec> = {
   db: { key: 'db', kind: 'string', value: 'PATH', help: 'SQLite database to stream', default: './sse.db (created with the demo table if missing)' },
-  table: { key: 'table', kind: 'string', value: 'NAME', help: 'table whose rows are streamed', default: 'messages' },
+  table: { key: 'tables', kind: 'string', multiple: true, value: 'NAME', help: 'table whose rows are streamed; repeat for more (GET /events?table=NAME); with --changes, narrows the change log', default: 'messages (with --changes: every tracked table)' },
+  changes: { key: 'changes', kind: 'flag', help: 'stream every change (insert, update, delete) of tables tracked with `sqlite-sse track`', default: 'off: new rows only' },
   port: { key: 'port', kind: 'count', value: 'N', help: 'TCP port (0: any free port)', default: '8000' },
   host: { key: 'host', kind: 'string', value: 'H', help: 'address to listen on', default: '127.0.0.1' },
   'id-column': { key: 'idColumn', kind: 'string', value: 'NAME', help: 'integer column whose values only grow', default: "the table's INTEGER PRIMARY KEY" },
@@ -95,6 +122,18 @@ export const FLAGS: Record<string, FlagSpec> = {
   token: { key: 'token', kind: 'string', value: 'SECRET', help: 'require this token (Bearer header, sse_token cookie or ?token=)', default: 'none' },
   'token-file': { key: 'tokenFile', kind: 'string', value: 'PATH', help: 'read the token from a file (keeps it out of ps)', default: 'none' },
   protect: { key: 'protectList', kind: 'string', value: 'LIST', help: `what the token guards: ${AREAS.join(', ')}`, default: 'events,ws,metrics' },
+  'jwt-secret': { key: 'jwtSecret', kind: 'string', value: 'SECRET', help: 'verify signed tokens (HS256) with this secret (at least 32 bytes)', default: 'none' },
+  'jwt-secret-file': { key: 'jwtSecretFile', kind: 'string', value: 'PATH', help: 'read the HS256 secret from a file', default: 'none' },
+  'jwt-public-key': { key: 'jwtPublicKey', kind: 'string', value: 'PATH', help: 'verify signed tokens with this PEM public key (RS256, ES256, EdDSA)', default: 'none' },
+  'jwks-url': { key: 'jwksUrl', kind: 'string', value: 'URL', help: "verify signed tokens with the identity provider's key set (fetched, cached, refreshed)", default: 'none' },
+  'jwt-issuer': { key: 'jwtIssuer', kind: 'string', value: 'ISS', help: 'accept only tokens with this iss claim', default: 'any' },
+  'jwt-audience': { key: 'jwtAudience', kind: 'string', value: 'AUD', help: 'accept only tokens with this aud claim', default: 'any' },
+  'row-filter': { key: 'rowFilters', kind: 'string', multiple: true, value: 'FILTER', help: "access rule from the token's claims, e.g. 'user_id=eq.{sub}' or 'notes.team=in.{teams}'; repeatable", default: 'none' },
+  redis: { key: 'redis', kind: 'string', value: 'URL', help: 'origin: also publish every event to Redis Streams (for edges)', default: 'none' },
+  'redis-prefix': { key: 'redisPrefix', kind: 'string', value: 'PREFIX', help: 'prefix of the Redis stream keys (<prefix><table>, <prefix>changes)', default: 'sqlite-sse:' },
+  'redis-maxlen': { key: 'redisMaxLen', kind: 'count', value: 'N', help: 'entries each Redis stream keeps (MAXLEN ~)', default: '1000000', min: 1 },
+  edge: { key: 'edge', kind: 'string', value: 'URL', help: 'edge: serve the stream an origin publishes to this Redis; open no database', default: 'none' },
+  origin: { key: 'origin', kind: 'string', value: 'URL', help: "edge: the origin's http(s) URL, for history older than the Redis stream", default: 'none: history-gone reset' },
   watcher: { key: 'watcher', kind: 'choice', value: 'KIND', help: 'file notifications: native (fs.watch) or chokidar (raw events)', default: 'native', choices: ['native', 'chokidar'] },
   workers: { key: 'workers', kind: 'count', value: 'N', help: 'processes sharing the port, each reading the table once (use the cores)', default: '1', min: 1 },
   metrics: { key: 'metrics', kind: 'flag', help: 'serve Prometheus metrics at GET /metrics', default: 'off' },
@@ -137,11 +176,28 @@ function parseValue(flag: string, spec: FlagSpec, text: string): string | number
   }
 }
 
-/** Defaults under the flags given, validated and frozen. `flags` maps a flag name (without `--`) to its text. */
-export function resolveOptions(flags: Record<string, string | boolean | undefined>): Readonly<ServerOptions> {
+/**
+ * Defaults under the flags given, validated and frozen. `flags` maps a flag name (without `--`) to its text (a list of
+ * texts for a repeatable flag).
+ */
+export function resolveOptions(flags: Record<string, string | boolean | readonly string[] | undefined>): Readonly<ServerOptions> {
   const options: ServerOptions = {
     db: './sse.db',
     table: 'messages',
+    tables: [],
+    changes: false,
+    jwtSecret: undefined,
+    jwtSecretFile: undefined,
+    jwtPublicKey: undefined,
+    jwksUrl: undefined,
+    jwtIssuer: undefined,
+    jwtAudience: undefined,
+    rowFilters: [],
+    redis: undefined,
+    redisPrefix: 'sqlite-sse:',
+    redisMaxLen: 1000000,
+    edge: undefined,
+    origin: undefined,
     host: '127.0.0.1',
     port: 8000,
     idColumn: undefined,
@@ -175,11 +231,16 @@ export function resolveOptions(flags: Record<string, string | boolean | undefine
     if (text === undefined) continue;
     const spec = FLAGS[flag];
     if (!spec) throw new SseError(ErrorCodes.BAD_OPTION, `unknown option --${flag} (see --help)`);
-    const value = spec.kind === 'flag' ? Boolean(text) : parseValue(flag, spec, String(text));
+    const value = spec.multiple
+      ? (Array.isArray(text) ? text : [text]).map((one) => parseValue(flag, spec, String(one)))
+      : spec.kind === 'flag'
+        ? Boolean(text)
+        : parseValue(flag, spec, String(Array.isArray(text) ? text[text.length - 1] : text));
     const target = RAW_KEYS.has(spec.key) ? raw : options;
     (target as Record<string, unknown>)[spec.key] = value;
   }
   applyAccessFlags(options, raw);
+  applyStreamFlags(options);
   if (options.port > 65535) throw new SseError(ErrorCodes.BAD_OPTION, `--port expects a number from 0 to 65535, got ${options.port}`);
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
     throw new SseError(ErrorCodes.BAD_OPTION, '--tls-cert and --tls-key go together: pass both, or neither for plain HTTP');
@@ -192,6 +253,39 @@ export function resolveOptions(flags: Record<string, string | boolean | undefine
     }
   }
   return Object.freeze(options);
+}
+
+/** The tables, change mode, signed tokens and Redis roles: what combines and what conflicts. */
+function applyStreamFlags(options: ServerOptions): void {
+  const bad = (message: string) => new SseError(ErrorCodes.BAD_OPTION, message);
+  const seen = new Set<string>();
+  for (const table of options.tables) {
+    if (seen.has(table.toLowerCase())) throw bad(`--table ${table} is given twice`);
+    seen.add(table.toLowerCase());
+  }
+  if (options.tables.length > 0) options.table = options.tables[0];
+  else if (!options.changes) options.tables = [options.table];
+  if (options.changes && options.idColumn !== undefined) throw bad('--id-column does not apply to --changes: the change log orders changes by its own sequence');
+  const jwt = [options.jwtSecret !== undefined, options.jwtSecretFile !== undefined, options.jwtPublicKey !== undefined, options.jwksUrl !== undefined].filter(Boolean).length;
+  if (jwt > 0 && options.token !== undefined) {
+    throw bad('--token and the --jwt-* options go alone: a shared secret would let a client past every --row-filter (use signed tokens only)');
+  }
+  if (options.rowFilters.length > 0 && jwt === 0) throw bad('--row-filter needs signed tokens: pass --jwt-secret, --jwt-public-key or --jwks-url');
+  if (options.edge !== undefined) {
+    if (options.redis !== undefined) throw bad('--edge and --redis go alone: an edge reads the stream an origin (started with --redis) publishes');
+    if (!/^rediss?:\/\//.test(options.edge)) throw bad(`--edge expects a Redis URL like redis://127.0.0.1:6379, got ${JSON.stringify(options.edge)}`);
+    if (options.tables.length > 1) throw bad('--edge serves one stream: pass one --table (or --changes)');
+    if (options.workers > 1) throw bad('--edge runs in one process: --workers does not apply');
+  } else if (options.origin !== undefined) {
+    throw bad('--origin goes with --edge');
+  }
+  if (options.origin !== undefined && !/^https?:\/\/[^/\s]+/.test(options.origin)) {
+    throw bad(`--origin expects the origin's URL like http://origin:8000, got ${JSON.stringify(options.origin)}`);
+  }
+  if (options.redis !== undefined && !/^rediss?:\/\//.test(options.redis)) {
+    throw bad(`--redis expects a Redis URL like redis://127.0.0.1:6379, got ${JSON.stringify(options.redis)}`);
+  }
+  if (options.redis !== undefined && options.tables.length > 1 && !options.changes) throw bad('--redis publishes one stream: pass one --table (or --changes)');
 }
 
 function applyAccessFlags(options: ServerOptions, raw: RawOnly): void {

@@ -1,6 +1,7 @@
 import type { EncodedEvent } from './encoded-event.js';
 import { RedisPublisher, type RedisPublisherOptions } from './redis-publisher.js';
-import type { HistoryBounds, PageResult, Source, SourceHealth, SourceHistory, SourceSink } from './source.js';
+import type { HistoryBounds, PageResult, SnapshotResult, Source, SourceHealth, SourceHistory, SourceSink } from './source.js';
+import type { StoreFilter } from './view.js';
 
 /** Bytes per backfill read from the store: pages stay small even when rows are big. */
 const READ_BYTES = 4 * 1024 * 1024;
@@ -52,8 +53,14 @@ export class PublishedSource implements Source {
     return history;
   }
 
-  readPage(after: number, upTo: number, maxEvents: number, maxBytes: number): PageResult | Promise<PageResult> {
-    return this.source.readPage(after, upTo, maxEvents, maxBytes);
+  readPage(after: number, upTo: number, maxEvents: number, maxBytes: number, filter?: StoreFilter): PageResult | Promise<PageResult> {
+    return this.source.readPage(after, upTo, maxEvents, maxBytes, filter);
+  }
+
+  /** The store's snapshots, when it has them (the change log's). */
+  get snapshot(): Source['snapshot'] {
+    const source = this.source;
+    return source.snapshot ? (table, after, maxRows, maxBytes): SnapshotResult | Promise<SnapshotResult> => source.snapshot!(table, after, maxRows, maxBytes) : undefined;
   }
 
   holds(cursor: number): boolean | Promise<boolean> {

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Client, CloseReason, ControlFields, ControlName, TransportCounters } from './client.js';
 import type { EventBatch } from './encoded-event.js';
 import { httpChunk } from './http-chunk.js';
-import { encodeComment, encodeEvent } from './sse-frame.js';
+import { encodeComment, encodeControl } from './sse-frame.js';
 
 const HEARTBEAT = encodeComment('heartbeat');
 const HEARTBEAT_CHUNK = httpChunk(HEARTBEAT);
@@ -86,8 +86,7 @@ export class SseClient implements Client {
 
   sendControl(name: ControlName, fields: ControlFields): void {
     if (this.ended) return;
-    const { id, ...data } = fields;
-    this.writeFrame(encodeEvent(id === undefined ? undefined : String(id), name, JSON.stringify(data)));
+    this.writeFrame(encodeControl(name, fields));
   }
 
   sendHeartbeat(): void {

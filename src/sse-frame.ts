@@ -35,6 +35,12 @@ export function encodeEvent(id: string | undefined, event: string | undefined, d
   return Buffer.from(text, 'utf8');
 }
 
+/** A control event (reset, snapshot-end, token-expired): `id:` when the fields carry one, the other fields as JSON data. */
+export function encodeControl(name: string, fields: { id?: number; [field: string]: unknown }): Buffer {
+  const { id, ...data } = fields;
+  return encodeEvent(id === undefined ? undefined : String(id), name, JSON.stringify(data));
+}
+
 /** The reconnect hint, sent once per connection as its first bytes. */
 export function encodeRetry(milliseconds: number): Buffer {
   return Buffer.from('retry: ' + Math.round(milliseconds) + '\n\n', 'utf8');

@@ -1,0 +1,142 @@
+import { existsSync } from 'node:fs';
+import { ChangeSource, type TableSchema } from './change-source.js';
+import { createDemoTable } from './demo-database.js';
+import { Hub } from './hub.js';
+import type { Logger } from './logger.js';
+import type { ServerOptions } from './options.js';
+import { originHistory } from './history-endpoint.js';
+import { PublishedSource } from './published-source.js';
+import { RedisStreamSource } from './redis-stream-source.js';
+import type { Source } from './source.js';
+import { TableSource } from './table-source.js';
+
+/** One hub and what it streams: new rows of a table, or the change log of tracked tables. */
+export interface Stream {
+  /** The table's name (insert mode), or `changes`. */
+  readonly name: string;
+  readonly hub: Hub;
+}
+
+/**
+ * The hubs an instance serves, built from options in one place: one per table of the insert stream (each with its own
+ * ids, ring and cursor rules), or one over the change log, or on an edge one over the Redis stream an origin
+ * publishes. The origin's sources are wrapped to publish to Redis when `--redis` is set.
+ */
+export class Streams {
+  readonly kind: 'rows' | 'changes';
+  readonly list: readonly Stream[];
+  readonly edge: boolean;
+
+  private constructor(kind: 'rows' | 'changes', list: Stream[], edge: boolean) {
+    this.kind = kind;
+    this.list = list;
+    this.edge = edge;
+  }
+
+  /** Opens every stream's source; rejects with the first one-line SseError, leaving nothing open. */
+  static async open(options: Readonly<ServerOptions>, logger: Logger, createDemo: boolean): Promise<Streams> {
+    const kind = options.changes ? 'changes' : 'rows';
+    const names = options.changes ? ['changes'] : options.tables;
+    if (!options.edge && (options.create || (createDemo && !existsSync(options.db))) && !options.changes) {
+      for (const table of options.tables) {
+        const created = createDemoTable(options.db, table);
+        if (created !== 'nothing') logger.info(`created ${created === 'database' ? 'database ' + options.db + ' with ' : ''}table ${table}(id, message)`);
+      }
+    }
+    const list: Stream[] = [];
+    try {
+      for (const name of names) {
+        const hub = new Hub(sourceFor(options, name, logger), options);
+        hub.on('warning', (message) => logger.warn(message));
+        await hub.start();
+        list.push({ name, hub });
+      }
+    } catch (error) {
+      await Promise.all(list.map((stream) => stream.hub.close()));
+      throw error;
+    }
+    return new Streams(kind, list, options.edge !== undefined);
+  }
+
+  /** The stream `/events` serves without `?table=`. */
+  get first(): Stream {
+    return this.list[0];
+  }
+
+  get hubs(): Hub[] {
+    return this.list.map((stream) => stream.hub);
+  }
+
+  /** The insert stream of `table` (any case), or undefined. */
+  find(table: string): Stream | undefined {
+    return this.list.find((stream) => stream.name.toLowerCase() === table.toLowerCase());
+  }
+
+  /** The change source, in change mode on an origin. */
+  get changeSource(): ChangeSource | undefined {
+    const source = unwrap(this.first.hub.source);
+    return source instanceof ChangeSource ? source : undefined;
+  }
+
+  /** The tables served: the insert streams' tables, or the change log's tracked tables. */
+  tableNames(): readonly string[] {
+    if (this.kind === 'changes') return this.changeSource?.tables ?? [];
+    return this.list.map((stream) => tableSource(stream)?.tableInfo?.table ?? stream.name);
+  }
+
+  /** A served table's columns and key, for filters; undefined on an edge (no database to read them from). */
+  schema(table: string): TableSchema | undefined {
+    if (this.kind === 'changes') return this.changeSource?.schema(table);
+    const info = tableSource(this.find(table))?.tableInfo;
+    return info && { table: info.table, columns: info.columns, keyColumns: [info.idColumn], withoutRowid: false };
+  }
+
+  /** Clients of every stream. */
+  get clientCount(): number {
+    return this.list.reduce((sum, stream) => sum + stream.hub.clientCount, 0);
+  }
+
+  /** `/healthz`: the first stream's figures with every stream's clients counted, and each stream's when there are several. */
+  stats() {
+    const first = this.first.hub.stats();
+    if (this.list.length === 1) return first;
+    return {
+      ...first,
+      ok: this.list.every((stream) => stream.hub.stats().ok),
+      clients: this.clientCount,
+      tables: Object.fromEntries(this.list.map((stream) => [stream.name, stream.hub.stats()])),
+    };
+  }
+
+  close(): Promise<void> {
+    return Promise.all(this.list.map((stream) => stream.hub.close())).then(() => undefined);
+  }
+}
+
+function sourceFor(options: Readonly<ServerOptions>, name: string, logger: Logger): Source {
+  const key = options.redisPrefix + name;
+  if (options.edge !== undefined) {
+    return new RedisStreamSource({
+      url: options.edge,
+      key,
+      eventName: options.event,
+      log: logger,
+      pageRows: options.pageRows,
+      olderHistory: options.origin ? originHistory(new URL(`/history?stream=${encodeURIComponent(name)}`, options.origin).href.replace(/\?.*$/, ''), options.event) : undefined,
+    });
+  }
+  const source: Source = options.changes
+    ? new ChangeSource({ path: options.db, tables: options.tables, event: options.event, pageRows: options.pageRows, watcher: options.watcher })
+    : new TableSource({ path: options.db, table: name, idColumn: options.idColumn, event: options.event, pageRows: options.pageRows, watcher: options.watcher });
+  if (options.redis === undefined) return source;
+  return new PublishedSource(source, { url: options.redis, key, maxLen: options.redisMaxLen, log: logger });
+}
+
+function unwrap(source: Source): Source {
+  return source instanceof PublishedSource ? source.source : source;
+}
+
+function tableSource(stream: Stream | undefined): TableSource | undefined {
+  const source = stream && unwrap(stream.hub.source);
+  return source instanceof TableSource ? source : undefined;
+}
