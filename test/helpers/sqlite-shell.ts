@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { onPath } from './on-path.js';
 
 /**
  * The writer process that runs a test's SQL: the `sqlite3` shell where installed, otherwise python3's `sqlite3`
@@ -133,21 +132,6 @@ out.flush()
 con.close()
 sys.exit(1 if errors else 0)
 `;
-
-/** The first executable `name` on PATH, or undefined. */
-export function onPath(name: string): string | undefined {
-  for (const directory of (process.env.PATH ?? '').split(delimiter)) {
-    if (directory === '') continue;
-    const candidate = join(directory, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not here: the next directory.
-    }
-  }
-  return undefined;
-}
 
 let chosen: SqliteShell | undefined;
 
