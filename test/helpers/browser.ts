@@ -1,10 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium as playwright, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { findChromium } from './chromium.js';
 import { trackChild } from './cleanup.js';
 import { CLI, type ServerProcess } from './server-process.js';
+import { TEST_CERTIFICATE, TEST_PRIVATE_KEY } from './test-certificate.js';
 import { waitFor, withTimeout } from './wait.js';
 
 const CHROMIUM_ARGS = [
@@ -150,15 +151,12 @@ export function healthFromPage(page: Page): Promise<{ clients: number; lastId: n
   return page.evaluate(async () => (await (await fetch('/healthz', { cache: 'no-store' })).json()) as { clients: number; lastId: number });
 }
 
-/** A self-signed certificate for 127.0.0.1 (and localhost), made with `openssl` into `directory`. */
+/** A self-signed certificate for 127.0.0.1 (and localhost), written into `directory` (no `openssl` needed). */
 export function makeCertificate(directory: string): { cert: string; key: string } {
   const cert = join(directory, 'cert.pem');
   const key = join(directory, 'key.pem');
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
-    { stdio: 'ignore', timeout: 10000 },
-  );
+  writeFileSync(cert, TEST_CERTIFICATE);
+  writeFileSync(key, TEST_PRIVATE_KEY, { mode: 0o600 });
   return { cert, key };
 }
 
