@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { onPath } from './on-path.js';
+import { isExecutable, onPath } from './on-path.js';
 
 /** The Chromium the browser tests start, and how. */
 export interface ChromiumChoice {
@@ -33,7 +33,7 @@ async function locate(): Promise<ChromiumChoice> {
   const configured = process.env.CHROMIUM_PATH;
   if (configured && existsSync(configured)) return { executablePath: configured, origin: 'CHROMIUM_PATH' };
   if (!configured) {
-    const debian = existsSync(DEBIAN_CHROMIUM) ? DEBIAN_CHROMIUM : onPath('chromium');
+    const debian = isExecutable(DEBIAN_CHROMIUM) ? DEBIAN_CHROMIUM : onPath('chromium');
     if (debian) return { executablePath: debian, origin: "Debian's chromium" };
   }
   const hidden = configured ? `, as CHROMIUM_PATH=${configured} names no file (an installed chromium is passed over)` : '';
