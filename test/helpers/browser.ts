@@ -1,13 +1,13 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium as playwright, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { findChromium } from './chromium.js';
 import { trackChild } from './cleanup.js';
 import { CLI, type ServerProcess } from './server-process.js';
+import { TEST_CERTIFICATE, TEST_PRIVATE_KEY } from './test-certificate.js';
 import { waitFor, withTimeout } from './wait.js';
 
-/** Debian's `chromium` package; CI installs it when missing. `CHROMIUM_PATH` points elsewhere. */
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -19,14 +19,29 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-/** Start headless Chromium; a browser that cannot start is a failure that says why, never a skipped test. */
+let said = false;
+
+/**
+ * Start headless Chromium (which one: see `findChromium`, said once on stdout); a browser that cannot start is a
+ * failure that says why, never a skipped test.
+ */
 export async function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
+  const chromium = await findChromium();
+  let browser: Browser;
   try {
-    return await chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, ...extraArgs], timeout: 20000 });
+    browser = await playwright.launch({
+      executablePath: chromium.executablePath,
+      env: chromium.env ? { ...process.env, ...chromium.env } : undefined,
+      args: [...CHROMIUM_ARGS, ...extraArgs],
+      timeout: 20000,
+    });
   } catch (error) {
     const first = (error as Error).message.split('\n')[0];
-    throw new Error(`cannot start Chromium at ${CHROMIUM_PATH} (install it with "apt-get install chromium", or set CHROMIUM_PATH): ${first}`);
+    throw new Error(`cannot start Chromium (${chromium.origin}: ${chromium.executablePath}): ${first}`);
   }
+  if (!said) console.log(`  browser: Chromium ${browser.version()}, ${chromium.origin} (${chromium.executablePath})`);
+  said = true;
+  return browser;
 }
 
 /** What one tab of the demo page shows. `ids` in arrival order (the page lists the newest first). */
@@ -136,15 +151,12 @@ export function healthFromPage(page: Page): Promise<{ clients: number; lastId: n
   return page.evaluate(async () => (await (await fetch('/healthz', { cache: 'no-store' })).json()) as { clients: number; lastId: number });
 }
 
-/** A self-signed certificate for 127.0.0.1 (and localhost), made with `openssl` into `directory`. */
+/** A self-signed certificate for 127.0.0.1 (and localhost), written into `directory` (no `openssl` needed). */
 export function makeCertificate(directory: string): { cert: string; key: string } {
   const cert = join(directory, 'cert.pem');
   const key = join(directory, 'key.pem');
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
-    { stdio: 'ignore', timeout: 10000 },
-  );
+  writeFileSync(cert, TEST_CERTIFICATE);
+  writeFileSync(key, TEST_PRIVATE_KEY, { mode: 0o600 });
   return { cert, key };
 }
 

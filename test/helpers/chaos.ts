@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { trackChild } from './cleanup.js';
 import type { ServerProcess } from './server-process.js';
+import { sqliteShellCommand } from './sqlite-shell.js';
 import { sleep, waitFor, withTimeout } from './wait.js';
 
 /**
@@ -304,13 +305,17 @@ export function sumTallies(tallies: readonly Tally[]): { lost: number; duplicate
 // ---------------------------------------------------------------------------------------------------------------
 // Writers and database operations, each a separate process as a user's would be, never blocking this event loop.
 
-/** Run SQL through the `sqlite3` shell with a busy timeout, asynchronously; resolves with stdout, rejects on failure. */
+/**
+ * Run SQL through the `sqlite3` shell (or python3 standing in for it) with a busy timeout, asynchronously; resolves
+ * with stdout, rejects on failure.
+ */
 export async function sqliteAsync(path: string, sql: string, timeoutMs = 30000): Promise<string> {
+  const { command, args } = sqliteShellCommand(path, 5000);
   // SQLite answers "database is locked" at once, busy timeout or not, when two writers would deadlock (a VACUUM or
   // journal switch against the python writers in DELETE mode): retry like any writer would.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await runProcess('sqlite3', ['-cmd', '.timeout 5000', path], sql, timeoutMs);
+      return await runProcess(command, args, sql, timeoutMs);
     } catch (error) {
       if (attempt >= 10 || !/database is locked/.test((error as Error).message)) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100 * attempt));

@@ -3,15 +3,20 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trackChild, trackDirectory } from './cleanup.js';
+import { sqliteShellCommand } from './sqlite-shell.js';
 
 /** A fresh temp dir; removed by `removeDirectory` or at exit. */
 export function tempDirectory(): string {
   return trackDirectory(mkdtempSync(join(tmpdir(), 'sqlite-sse-test-')));
 }
 
-/** Run SQL through the `sqlite3` shell: a separate writer process, as a user's would be. */
+/**
+ * Run SQL through the `sqlite3` shell (python3 standing in for it where the shell is not installed): a separate
+ * writer process, as a user's would be. Returns what it printed.
+ */
 export function sqlite(path: string, sql: string): string {
-  return execFileSync('sqlite3', ['-cmd', '.timeout 10000', path], { input: sql, encoding: 'utf8' });
+  const { command, args } = sqliteShellCommand(path, 10000);
+  return execFileSync(command, args, { input: sql, encoding: 'utf8' });
 }
 
 /** Create a database with the demo table in the given journal mode. Returns its path. */
