@@ -1,6 +1,6 @@
 import type { Client, CloseReason, ControlFields, ControlName } from '../../src/client.js';
 import type { EventBatch } from '../../src/encoded-event.js';
-import { encodeEvent } from '../../src/sse-frame.js';
+import { encodeControl } from '../../src/sse-frame.js';
 
 /** A hub client that keeps every SSE byte it is sent, as an SseClient would write them, and never lags. */
 export class RecordingClient implements Client {
@@ -20,10 +20,9 @@ export class RecordingClient implements Client {
   }
 
   sendControl(name: ControlName, fields: ControlFields): void {
-    const { id, ...data } = fields;
     this.controls.push([name, fields]);
     if (name === 'reset') this.resets.push(fields);
-    this.chunks.push(encodeEvent(id === undefined ? undefined : String(id), name, JSON.stringify(data)));
+    this.chunks.push(encodeControl(name, fields));
   }
 
   sendHeartbeat(): void {}
