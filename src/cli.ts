@@ -29,17 +29,22 @@ function parseFlags(argv: string[]) {
   }
 }
 
-function listeningLine(url: string, options: Readonly<ServerOptions>, table: string, lastId: number): string {
-  return `listening on ${url} (db ${options.db}, table ${table}, last id ${lastId})`;
+/** `listening on URL (db PATH, table NAME, last id N)`; several tables, the change stream and an edge say so in the parentheses. */
+function listeningLine(url: string, streams: string): string {
+  return `listening on ${url} (${streams})`;
 }
 
 /** Checks the database once before forking workers, so a bad path or table fails with one line, once. */
 function prepareForWorkers(options: Readonly<ServerOptions>, createDemo: boolean, logger: Logger): void {
-  if (options.create || (createDemo && !existsSync(options.db))) createDemoTable(options.db, options.table);
-  const reader = new TableReader({ path: options.db, table: options.table, idColumn: options.idColumn });
-  const info = reader.info;
-  reader.close();
-  warnIfIdsMayBeReused(info, logger);
+  // The change stream's workers check the change log themselves (a failure is still one line, via the primary).
+  if (options.changes || options.edge) return;
+  for (const table of options.tables) {
+    if (options.create || (createDemo && !existsSync(options.db))) createDemoTable(options.db, table);
+    const reader = new TableReader({ path: options.db, table, idColumn: options.idColumn });
+    const info = reader.info;
+    reader.close();
+    warnIfIdsMayBeReused(info, logger);
+  }
 }
 
 function warnIfIdsMayBeReused(info: { idsOnlyGrow: boolean; table: string; idColumn: string }, logger: Logger): void {
@@ -51,18 +56,18 @@ function warnIfIdsMayBeReused(info: { idsOnlyGrow: boolean; table: string; idCol
 
 async function serve(options: Readonly<ServerOptions>, logger: Logger, createDemo: boolean): Promise<void> {
   const server = await SseServer.start(options, logger, createDemo);
-  const info = server.source.tableInfo!;
+  const streams = server.streams;
   if (cluster.isWorker) {
-    tellPrimary({ type: 'listening', url: server.url, table: info.table, lastId: server.hub.lastId });
+    tellPrimary({ type: 'listening', url: server.url, streams: streams.describe(options) });
   } else {
-    warnIfIdsMayBeReused(info, logger);
-    logger.info(listeningLine(server.url, options, info.table, server.hub.lastId));
+    for (const info of streams.rowTables()) warnIfIdsMayBeReused(info, logger);
+    logger.info(listeningLine(server.url, streams.describe(options)));
   }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) process.exit(0);
     stopping = true;
-    if (!cluster.isWorker) logger.info(`${signal}: closing ${server.hub.clientCount} stream(s)`);
+    if (!cluster.isWorker) logger.info(`${signal}: closing ${server.streams.clientCount} stream(s)`);
     // Never let a stuck peer hold the exit past the contract's couple of seconds.
     setTimeout(() => process.exit(0), 1500).unref();
     server.close().then(
@@ -99,7 +104,7 @@ async function main(): Promise<void> {
   if (options.workers > 1 && cluster.isPrimary) {
     prepareForWorkers(options, createDemo, logger);
     runPrimary(options, logger, (message) => {
-      logger.info(listeningLine(message.url, options, message.table, message.lastId));
+      logger.info(listeningLine(message.url, message.streams));
       logger.info(`${options.workers} workers share the port, each with its own hub`);
     });
     return;

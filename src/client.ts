@@ -1,7 +1,7 @@
 import type { EventBatch } from './encoded-event.js';
 
 /** Why a client's stream ended: logged, counted, and for WebSocket sent as the close reason. */
-export type CloseReason = 'client-left' | 'too-slow' | 'catch-up-limit' | 'bad-cursor' | 'shutdown';
+export type CloseReason = 'client-left' | 'too-slow' | 'catch-up-limit' | 'bad-cursor' | 'shutdown' | 'token-expired';
 
 /** What one transport wrote, summed over its clients; read by /metrics. */
 export interface TransportCounters {

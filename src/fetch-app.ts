@@ -1,16 +1,16 @@
 import type { IncomingMessage } from 'node:http';
-import type { AccessControl, Area } from './access.js';
+import { presentedToken, type AccessControl, type Area } from './access.js';
 import type { Connections } from './connections.js';
-import { requestCursor } from './cursor.js';
-import { SseError } from './errors.js';
 import { FetchClient } from './fetch-client.js';
-import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
+import type { Streams } from './streams.js';
+import type { Subscriptions } from './subscriptions.js';
 import { encodeRetry } from './sse-frame.js';
 
 export interface FetchAppOptions {
   access: AccessControl;
-  hub: Hub;
+  streams: Streams;
+  subscriptions: Subscriptions;
   connections: Connections;
   metrics: Metrics;
   metricsEnabled: boolean;
@@ -96,26 +96,24 @@ export class FetchApp {
       });
     }
     if (route === 'healthz') {
-      const body = JSON.stringify({ ...this.options.hub.stats(), uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) });
+      const body = JSON.stringify({ ...this.options.streams.stats(), uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) });
       return new Response(request.method === 'HEAD' ? null : body + '\n', { headers: { ...cors, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' } });
     }
     if (route === 'metrics') {
       const { contentType, body } = await this.options.metrics.render();
       return new Response(request.method === 'HEAD' ? null : body, { headers: { ...cors, 'Content-Type': contentType, 'Cache-Control': 'no-store' } });
     }
-    return this.events(request, query, ip, cors);
+    return this.events(request, view, query, ip, cors);
   }
 
-  private events(request: Request, query: URLSearchParams, ip: string, cors: Record<string, string>): Response {
-    const { hub, connections, metrics } = this.options;
-    let cursor: number | undefined;
-    try {
-      cursor = requestCursor(request.headers.get('last-event-id') ?? undefined, query);
-    } catch (error) {
-      if (!(error instanceof SseError)) throw error;
-      connections.refused('sse', ip, 'bad-cursor');
-      return text(400, error.message, cors);
+  private async events(request: Request, view: IncomingMessage, query: URLSearchParams, ip: string, cors: Record<string, string>): Promise<Response> {
+    const { subscriptions, connections, metrics } = this.options;
+    const accepted = await subscriptions.resolve({ lastEventId: request.headers.get('last-event-id') ?? undefined, query, token: presentedToken(view, query) });
+    if (!accepted.ok) {
+      connections.refused('sse', ip, accepted.reason);
+      return text(accepted.status, accepted.message, { ...cors, ...accepted.headers });
     }
+    const cursor = accepted.cursor;
     const refusal = connections.admit('sse', ip);
     if (refusal) return text(refusal.status, refusal.message, { ...cors, 'Retry-After': String(refusal.retryAfterSeconds) });
     const headers = { ...cors, ...STREAM_HEADERS };
@@ -125,11 +123,11 @@ export class FetchApp {
     const onAbort = () => client.markGone();
     const client = new FetchClient(this.retryFrame, this.options.clientBufferBytes, metrics.transports.sse, (ended) => {
       signal.removeEventListener('abort', onAbort);
-      hub.detach(ended);
+      subscriptions.detach(ended, accepted);
       connections.closed(connection, ended.closeReason ?? 'client-left');
     });
     signal.addEventListener('abort', onAbort, { once: true });
-    hub.attach(client, cursor);
+    subscriptions.attach(client, accepted);
     if (signal.aborted) client.markGone();
     return new Response(client.stream, { headers });
   }

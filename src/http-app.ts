@@ -1,17 +1,21 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AccessControl, Area } from './access.js';
-import type { Hub } from './hub.js';
+import { presentedToken } from './access.js';
 import type { Connections } from './connections.js';
-import { requestCursor } from './cursor.js';
-import { SseError } from './errors.js';
+import { serveHistory } from './history-endpoint.js';
 import type { Metrics } from './metrics.js';
+import type { Streams } from './streams.js';
+import type { Subscriptions } from './subscriptions.js';
 import { SseClient, streamHeaders } from './sse-client.js';
 import { encodeRetry } from './sse-frame.js';
 import type { StaticFile, StaticFiles } from './static-files.js';
 
 export interface HttpAppOptions {
   access: AccessControl;
-  hub: Hub;
+  streams: Streams;
+  subscriptions: Subscriptions;
+  /** Serve `GET /history` (an origin publishing to Redis: edges read history older than their stream there). */
+  historyEnabled: boolean;
   connections: Connections;
   metrics: Metrics;
   /** Serve `/metrics`. */
@@ -31,9 +35,9 @@ const PAGE_HEADERS = {
   'Referrer-Policy': 'no-referrer',
 };
 
-type Route = { kind: 'events' } | { kind: 'healthz' } | { kind: 'metrics' } | { kind: 'file'; file: StaticFile };
+type Route = { kind: 'events' } | { kind: 'healthz' } | { kind: 'history' } | { kind: 'metrics' } | { kind: 'file'; file: StaticFile };
 
-const AREA_OF: Record<Route['kind'], Area> = { events: 'events', healthz: 'healthz', metrics: 'metrics', file: 'page' };
+const AREA_OF: Record<Route['kind'], Area> = { events: 'events', healthz: 'healthz', history: 'metrics', metrics: 'metrics', file: 'page' };
 
 /** The address a stream is counted against for the per-address limit. */
 export function clientAddress(request: IncomingMessage): string {
@@ -87,6 +91,7 @@ export class HttpApp {
   private find(path: string): Route | undefined {
     if (path === '/events') return { kind: 'events' };
     if (path === '/healthz') return { kind: 'healthz' };
+    if (path === '/history' && this.options.historyEnabled) return { kind: 'history' };
     if (path === '/metrics' && this.options.metricsEnabled) return { kind: 'metrics' };
     const file = this.options.staticFiles?.lookup(path);
     return file ? { kind: 'file', file } : undefined;
@@ -116,9 +121,17 @@ export class HttpApp {
     }
     switch (route.kind) {
       case 'events':
-        return this.events(request, response, query);
+        return void this.events(request, response, query).catch((error: Error) => {
+          this.options.onError(error);
+          if (!response.headersSent) sendText(request, response, 500, 'internal error');
+          else response.destroy();
+        });
       case 'healthz':
         return this.health(request, response);
+      case 'history': {
+        const hub = this.options.streams.first.hub;
+        return void serveHistory(request, response, hub.source, { lastId: () => hub.lastId });
+      }
       case 'metrics':
         return void this.metrics(request, response);
       case 'file':
@@ -126,19 +139,24 @@ export class HttpApp {
     }
   }
 
-  private events(request: IncomingMessage, response: ServerResponse, query: URLSearchParams): void {
-    const { hub, connections, metrics } = this.options;
+  private async events(request: IncomingMessage, response: ServerResponse, query: URLSearchParams): Promise<void> {
+    const { subscriptions, connections, metrics } = this.options;
     const ip = clientAddress(request);
-    let cursor: number | undefined;
-    try {
-      cursor = requestCursor(request.headers['last-event-id'], query);
-    } catch (error) {
-      if (!(error instanceof SseError)) throw error;
-      connections.refused('sse', ip, 'bad-cursor');
-      // Any non-200 status makes EventSource give up, which is right for a cursor that can never work.
-      sendText(request, response, 400, error.message);
+    const lastEventId = request.headers['last-event-id'];
+    const accepted = await subscriptions.resolve({
+      lastEventId: Array.isArray(lastEventId) ? lastEventId[0] : lastEventId,
+      query,
+      token: presentedToken(request, query),
+    });
+    if (response.destroyed) return;
+    if (!accepted.ok) {
+      connections.refused('sse', ip, accepted.reason);
+      // Any non-200 status makes EventSource give up, which is right for a request that can never work.
+      for (const [name, value] of Object.entries(accepted.headers ?? {})) response.setHeader(name, value);
+      sendText(request, response, accepted.status, accepted.message);
       return;
     }
+    const cursor = accepted.cursor;
     const refusal = connections.admit('sse', ip);
     if (refusal) {
       response.setHeader('Retry-After', String(refusal.retryAfterSeconds));
@@ -156,14 +174,14 @@ export class HttpApp {
     response.on('error', ignore);
     response.on('close', () => {
       client.markGone();
-      hub.detach(client);
+      subscriptions.detach(client, accepted);
       connections.closed(connection, client.closeReason ?? 'client-left');
     });
-    hub.attach(client, cursor);
+    subscriptions.attach(client, accepted);
   }
 
   private health(request: IncomingMessage, response: ServerResponse): void {
-    const stats = this.options.hub.stats();
+    const stats = this.options.streams.stats();
     const body = JSON.stringify({ ...stats, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) });
     response.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
     response.end(request.method === 'HEAD' ? undefined : body + '\n');

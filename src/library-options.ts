@@ -10,8 +10,10 @@ import { FLAGS, resolveOptions, type ServerOptions } from './options.js';
 export interface SqliteSseOptions {
   /** SQLite database to stream. Default `'./sse.db'`; it must exist unless `create` is true. */
   db?: string;
-  /** Table whose rows are streamed. Default `'messages'`. */
-  table?: string;
+  /** Table(s) streamed (`--table`, repeatable); with `changes`, narrows the change log. Default `messages`. */
+  table?: string | readonly string[];
+  /** Stream every change of tracked tables (`--changes`). Default false. */
+  changes?: boolean;
   /** Integer column whose values only grow. Default: the table's INTEGER PRIMARY KEY. */
   idColumn?: string;
   /** SSE event name of each row. Default: none, so `onmessage` fires. */
@@ -62,6 +64,22 @@ export interface SqliteSseOptions {
   page?: boolean;
   /** Library only: where warnings and connection lines go. Default: stderr/stdout as the CLI, at `logLevel`. */
   logger?: Logger;
+  /** Signed tokens: `--jwt-secret`, `--jwt-secret-file`, `--jwt-public-key`, `--jwks-url`, `--jwt-issuer`, `--jwt-audience`. */
+  jwtSecret?: string;
+  jwtSecretFile?: string;
+  jwtPublicKey?: string;
+  jwksUrl?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  /** Access rules filled from the token's claims (`--row-filter`, repeatable), e.g. `'user_id=eq.{sub}'`. */
+  rowFilter?: string | readonly string[];
+  /** Origin: publish every event to Redis Streams (`--redis`, `--redis-prefix`, `--redis-maxlen`). */
+  redis?: string;
+  redisPrefix?: string;
+  redisMaxlen?: number | string;
+  /** Edge: serve the stream an origin publishes to this Redis (`--edge`), with history from `origin`. */
+  edge?: string;
+  origin?: string;
 }
 
 /** What the library adds to the CLI's resolved options. */
@@ -105,7 +123,7 @@ function unknownOption(key: string): SseError {
 }
 
 /** One option's value as the CLI's flag text (undefined: not given). */
-function flagText(key: string, flag: string, value: unknown): string | boolean | undefined {
+function flagText(key: string, flag: string, value: unknown): string | boolean | readonly string[] | undefined {
   if (value === undefined) return undefined;
   const isSwitch = FLAGS[flag].kind === 'flag';
   if (isSwitch) {
@@ -113,6 +131,7 @@ function flagText(key: string, flag: string, value: unknown): string | boolean |
     return value || undefined;
   }
   if (Array.isArray(value) && (flag === 'cors-origin' || flag === 'protect')) return value.map(String).join(',');
+  if (FLAGS[flag].multiple && (typeof value === 'string' || Array.isArray(value))) return (Array.isArray(value) ? value : [value]).map(String);
   if (typeof value === 'string') return value;
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   throw new SseError(ErrorCodes.BAD_OPTION, `${key} expects ${flag === 'cors-origin' || flag === 'protect' ? 'a list or ' : ''}a string or number, got ${JSON.stringify(value) ?? typeof value}`);
@@ -124,7 +143,7 @@ function flagText(key: string, flag: string, value: unknown): string | boolean |
  */
 export function resolveLibraryOptions(input: SqliteSseOptions): { options: Readonly<ServerOptions>; extras: LibraryExtras } {
   if (input === null || typeof input !== 'object') throw new SseError(ErrorCodes.BAD_OPTION, 'options must be an object, like { db: "app.db" }');
-  const flags: Record<string, string | boolean | undefined> = {};
+  const flags: Record<string, string | boolean | readonly string[] | undefined> = {};
   for (const [key, value] of Object.entries(input)) {
     if (LIBRARY_ONLY.has(key)) continue;
     const flag = FLAG_OF.get(key);

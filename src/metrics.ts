@@ -19,7 +19,7 @@ export class Metrics {
   private readonly closed: Counter<'transport' | 'reason'>;
   private readonly refused: Counter<'transport' | 'reason'>;
 
-  constructor(hub: Hub, enabled: boolean) {
+  constructor(hubs: readonly Hub[], enabled: boolean) {
     const registry = this.registry;
     const prefix = 'sqlite_sse_';
     this.clients = new Gauge({ name: prefix + 'clients', help: 'Connected clients by transport', labelNames: ['transport'], registers: [registry] });
@@ -41,14 +41,14 @@ export class Metrics {
       this.opened.inc({ transport }, 0);
     }
     const transports = this.transports;
-    const counters = hub.counters;
+    const sum = (field: keyof Hub['counters']) => hubs.reduce((total, hub) => total + hub.counters[field], 0);
     new Counter({
       name: prefix + 'rows_read_total',
       help: 'Rows read from the database by the live read loop (once each, whatever the number of clients)',
       registers: [registry],
       collect() {
         this.reset();
-        this.inc(counters.rowsRead);
+        this.inc(sum('rowsRead'));
       },
     });
     new Counter({
@@ -78,8 +78,8 @@ export class Metrics {
       registers: [registry],
       collect() {
         this.reset();
-        this.inc({ source: 'memory' }, counters.replaysFromMemory);
-        this.inc({ source: 'database' }, counters.replaysFromDatabase);
+        this.inc({ source: 'memory' }, sum('replaysFromMemory'));
+        this.inc({ source: 'database' }, sum('replaysFromDatabase'));
       },
     });
     new Counter({
@@ -88,7 +88,7 @@ export class Metrics {
       registers: [registry],
       collect() {
         this.reset();
-        this.inc(counters.rowsFromDatabase);
+        this.inc(sum('rowsFromDatabase'));
       },
     });
     new Gauge({
@@ -96,7 +96,7 @@ export class Metrics {
       help: 'Rows held in memory for resuming clients',
       registers: [registry],
       collect() {
-        this.set(hub.stats().ringRows);
+        this.set(hubs.reduce((total, hub) => total + hub.stats().ringRows, 0));
       },
     });
     new Gauge({
@@ -104,15 +104,15 @@ export class Metrics {
       help: 'Bytes held in memory for resuming clients',
       registers: [registry],
       collect() {
-        this.set(hub.stats().ringBytes);
+        this.set(hubs.reduce((total, hub) => total + hub.stats().ringBytes, 0));
       },
     });
     new Gauge({
       name: prefix + 'last_id',
-      help: 'Highest id read',
+      help: 'Highest id read (of the first stream)',
       registers: [registry],
       collect() {
-        this.set(hub.lastId);
+        this.set(hubs[0].lastId);
       },
     });
     const readLatency = new Histogram({
@@ -128,8 +128,10 @@ export class Metrics {
       registers: [registry],
     });
     if (!enabled) return;
-    hub.on('read', (seconds) => readLatency.observe(seconds));
-    hub.on('fanout', (seconds) => fanoutLatency.observe(seconds));
+    for (const hub of hubs) {
+      hub.on('read', (seconds) => readLatency.observe(seconds));
+      hub.on('fanout', (seconds) => fanoutLatency.observe(seconds));
+    }
     // process_* and nodejs_* metrics, event-loop delay (nodejs_eventloop_lag_*) among them.
     collectDefaultMetrics({ register: registry });
   }

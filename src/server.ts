@@ -8,7 +8,7 @@ import type { Hub } from './hub.js';
 import type { Logger } from './logger.js';
 import type { ServerOptions } from './options.js';
 import { SqliteSse } from './sqlite-sse.js';
-import type { TableSource } from './table-source.js';
+import type { Streams } from './streams.js';
 import { refuse } from './ws-endpoint.js';
 
 export { DEFAULT_PUBLIC_DIR } from './sqlite-sse.js';
@@ -42,8 +42,9 @@ export class SseServer {
     return this.live.hub;
   }
 
-  get source(): TableSource {
-    return this.live.source;
+  /** Every hub served, for the start-up line and the shutdown count. */
+  get streams(): Streams {
+    return this.live.streams;
   }
 
   /**

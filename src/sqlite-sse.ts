@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
@@ -6,7 +5,6 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { AccessControl } from './access.js';
 import { Connections } from './connections.js';
-import { createDemoTable } from './demo-database.js';
 import { ErrorCodes, SseError } from './errors.js';
 import { FetchApp } from './fetch-app.js';
 import { HttpApp, sendText, splitTarget } from './http-app.js';
@@ -16,7 +14,10 @@ import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import type { ServerOptions } from './options.js';
 import { StaticFiles } from './static-files.js';
-import { TableSource } from './table-source.js';
+import { Streams } from './streams.js';
+import { Subscriptions } from './subscriptions.js';
+import { createTokenVerifier } from './token-verifier.js';
+import { checkRowFilterTargets, parseRowFilters } from './row-filter.js';
 import { refuse, WsEndpoint } from './ws-endpoint.js';
 
 /** The public folder shipped with the package (dist/src/ -> public/). */
@@ -41,32 +42,35 @@ export type SqliteSseStats = ReturnType<Hub['stats']>;
 export class SqliteSse {
   /** The resolved options, frozen. */
   readonly options: Readonly<ServerOptions>;
-  readonly hub: Hub;
-  readonly source: TableSource;
+  /** Every hub this instance serves (one per table, or the change stream's), built once from the options. */
+  readonly streams: Streams;
+  private readonly subscriptions: Subscriptions;
   private readonly http: HttpApp;
   private readonly ws: WsEndpoint;
   private readonly fetchApp: FetchApp;
   private closing: Promise<void> | undefined;
 
-  private constructor(options: Readonly<ServerOptions>, hub: Hub, source: TableSource, http: HttpApp, ws: WsEndpoint, fetchApp: FetchApp) {
+  private constructor(options: Readonly<ServerOptions>, streams: Streams, subscriptions: Subscriptions, http: HttpApp, ws: WsEndpoint, fetchApp: FetchApp) {
     this.options = options;
-    this.hub = hub;
-    this.source = source;
+    this.streams = streams;
+    this.subscriptions = subscriptions;
     this.http = http;
     this.ws = ws;
     this.fetchApp = fetchApp;
   }
 
+  /** The hub `/events` serves without `?table=`. */
+  get hub(): Hub {
+    return this.streams.first.hub;
+  }
+
   /**
-   * Open the database, start the hub over its source. The one place that builds a hub from options, for the CLI and
-   * the library alike. Rejects with an SseError whose one-line message says what is wrong and what to do.
+   * Open the database (or, on an edge, the Redis stream), start the hubs over their sources. The one place that
+   * builds hubs from options, for the CLI and the library alike. Rejects with an SseError whose one-line message says
+   * what is wrong and what to do.
    */
   static async create(options: Readonly<ServerOptions>, context: CreateContext): Promise<SqliteSse> {
     const { logger } = context;
-    if (options.create || (context.createDemo && !existsSync(options.db))) {
-      const created = createDemoTable(options.db, options.table);
-      if (created !== 'nothing') logger.info(`created ${created === 'database' ? 'database ' + options.db + ' with ' : ''}table ${options.table}(id, message)`);
-    }
     let staticFiles: StaticFiles | undefined;
     if (context.page) {
       try {
@@ -75,21 +79,28 @@ export class SqliteSse {
         throw new SseError(ErrorCodes.BAD_OPTION, `cannot read the page folder ${options.publicDir ?? DEFAULT_PUBLIC_DIR}: ${(error as Error).message} (see --public)`);
       }
     }
-    const source = new TableSource({ ...options, path: options.db });
-    const hub = new Hub(source, options);
-    hub.on('warning', (message) => logger.warn(message));
-    await hub.start();
+    const tokens = createTokenVerifier(options);
+    const rowFilters = parseRowFilters(options.rowFilters);
+    const streams = await Streams.open(options, logger, context.createDemo ?? false);
     try {
-      const metrics = new Metrics(hub, options.metrics);
+      if (!streams.edge) checkRowFilterTargets(rowFilters, Object.fromEntries(streams.tableNames().map((table) => [table, (streams.schema(table)?.columns ?? []).map((column) => column.name)])));
+      if (tokens) {
+        logger.info(`signed tokens: ${tokens.description}`);
+        const warning = await tokens.warmUp();
+        if (warning) logger.warn(warning);
+      }
+      const metrics = new Metrics(streams.hubs, options.metrics);
       const connections = new Connections(options, metrics, logger);
-      const access = new AccessControl(options);
+      // With signed tokens, the streams are guarded by them; a shared --token still guards the other areas.
+      const access = new AccessControl(tokens ? { ...options, protect: new Set([...options.protect].filter((area) => area !== 'events' && area !== 'ws')) } : options);
+      const subscriptions = new Subscriptions(streams, tokens, rowFilters, options.event);
       const onError = (error: Error) => logger.warn(`request failed: ${error.message}`);
-      const shared = { access, hub, connections, metrics, metricsEnabled: options.metrics, retryMs: options.retryMs, onError };
-      const http = new HttpApp({ ...shared, staticFiles });
+      const shared = { access, streams, subscriptions, connections, metrics, metricsEnabled: options.metrics, retryMs: options.retryMs, onError };
+      const http = new HttpApp({ ...shared, staticFiles, historyEnabled: options.redis !== undefined });
       const fetchApp = new FetchApp({ ...shared, clientBufferBytes: options.clientBufferBytes });
-      return new SqliteSse(options, hub, source, http, new WsEndpoint({ access, hub, connections, metrics }), fetchApp);
+      return new SqliteSse(options, streams, subscriptions, http, new WsEndpoint({ access, subscriptions, connections, metrics }), fetchApp);
     } catch (error) {
-      await hub.close();
+      await streams.close();
       throw error;
     }
   }
@@ -134,7 +145,7 @@ export class SqliteSse {
 
   /** The figures `/healthz` shows: `ok`, `clients`, `lastId`, the ring's and the database's. */
   stats(): SqliteSseStats {
-    return this.hub.stats();
+    return this.streams.stats();
   }
 
   /**
@@ -142,7 +153,7 @@ export class SqliteSse {
    * promise. Afterwards nothing of this instance keeps the process alive; its paths answer 503.
    */
   close(): Promise<void> {
-    this.closing ??= this.hub.close();
+    this.closing ??= (this.subscriptions.close(), this.streams.close());
     return this.closing;
   }
 }

@@ -8,6 +8,7 @@ import { originHistory } from './history-endpoint.js';
 import { PublishedSource } from './published-source.js';
 import { RedisStreamSource } from './redis-stream-source.js';
 import type { Source } from './source.js';
+import type { TableInfo } from './table-reader.js';
 import { TableSource } from './table-source.js';
 
 /** One hub and what it streams: new rows of a table, or the change log of tracked tables. */
@@ -91,6 +92,21 @@ export class Streams {
     return info && { table: info.table, columns: info.columns, keyColumns: [info.idColumn], withoutRowid: false };
   }
 
+  /** What the insert streams' tables are (empty in change mode and on an edge), for the start-up warnings. */
+  rowTables(): TableInfo[] {
+    return this.list.map((stream) => tableSource(stream)?.tableInfo).filter((info): info is TableInfo => info !== undefined);
+  }
+
+  /** The streams as the start-up line names them, after `listening on URL`. */
+  describe(options: Readonly<ServerOptions>): string {
+    if (this.edge) return `edge of ${redactUrl(options.edge!)}, stream ${options.redisPrefix}${this.first.name}, last id ${this.first.hub.lastId}`;
+    if (this.kind === 'changes') {
+      return `db ${options.db}, changes of ${this.tableNames().join(', ') || 'no tracked table yet'}, last seq ${this.first.hub.lastId}`;
+    }
+    const names = this.tableNames();
+    return this.list.map((stream, i) => `${i === 0 ? `db ${options.db}, ` : ''}table ${names[i]}, last id ${stream.hub.lastId}`).join('; ');
+  }
+
   /** Clients of every stream. */
   get clientCount(): number {
     return this.list.reduce((sum, stream) => sum + stream.hub.clientCount, 0);
@@ -122,7 +138,7 @@ function sourceFor(options: Readonly<ServerOptions>, name: string, logger: Logge
       eventName: options.event,
       log: logger,
       pageRows: options.pageRows,
-      olderHistory: options.origin ? originHistory(new URL(`/history?stream=${encodeURIComponent(name)}`, options.origin).href.replace(/\?.*$/, ''), options.event) : undefined,
+      olderHistory: options.origin ? originHistory(options.origin, options.event) : undefined,
     });
   }
   const source: Source = options.changes
@@ -139,4 +155,15 @@ function unwrap(source: Source): Source {
 function tableSource(stream: Stream | undefined): TableSource | undefined {
   const source = stream && unwrap(stream.hub.source);
   return source instanceof TableSource ? source : undefined;
+}
+
+/** A Redis URL without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.href.replace(/\/$/, '');
+  } catch {
+    return url;
+  }
 }

@@ -3,7 +3,7 @@ import type { Logger } from './logger.js';
 import type { ServerOptions } from './options.js';
 
 /** What a worker tells the primary once it listens, or why it could not. */
-export type WorkerMessage = { type: 'listening'; url: string; table: string; lastId: number } | { type: 'failed'; message: string };
+export type WorkerMessage = { type: 'listening'; url: string; streams: string } | { type: 'failed'; message: string };
 
 /** Sends a message to the primary; a no-op outside a cluster worker. */
 export function tellPrimary(message: WorkerMessage): void {

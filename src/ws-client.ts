@@ -14,6 +14,8 @@ export const WsCloseCodes = {
   TOO_SLOW: 4429,
   /** The client was served `--max-catchup-rows` from the database: reconnect with `lastEventId` to go on. */
   CATCH_UP_LIMIT: 4413,
+  /** The signed token expired: reconnect with a fresh token and `lastEventId`, losing nothing. */
+  TOKEN_EXPIRED: 4401,
 } as const;
 
 const CLOSE_CODES: Record<CloseReason, number> = {
@@ -22,6 +24,7 @@ const CLOSE_CODES: Record<CloseReason, number> = {
   'bad-cursor': WsCloseCodes.BAD_CURSOR,
   'too-slow': WsCloseCodes.TOO_SLOW,
   'catch-up-limit': WsCloseCodes.CATCH_UP_LIMIT,
+  'token-expired': WsCloseCodes.TOKEN_EXPIRED,
 };
 
 const CLOSE_TEXT: Record<CloseReason, string> = {
@@ -30,6 +33,7 @@ const CLOSE_TEXT: Record<CloseReason, string> = {
   'bad-cursor': 'bad cursor',
   'too-slow': 'too slow: reconnect with lastEventId',
   'catch-up-limit': 'catch-up limit: reconnect with lastEventId',
+  'token-expired': 'token expired: reconnect with a fresh token and lastEventId',
 };
 
 /** `ws` exports its frame builder, but its type definitions omit it. */

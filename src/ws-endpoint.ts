@@ -2,12 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { AccessControl } from './access.js';
-import type { Hub } from './hub.js';
+import { presentedToken, type AccessControl } from './access.js';
 import type { Connections } from './connections.js';
-import { requestCursor } from './cursor.js';
-import { SseError } from './errors.js';
 import { clientAddress, splitTarget } from './http-app.js';
+import type { Subscriptions } from './subscriptions.js';
 import type { Metrics } from './metrics.js';
 import { WsClient, WsCloseCodes } from './ws-client.js';
 
@@ -30,7 +28,7 @@ function ignore(): void {}
 
 export interface WsEndpointOptions {
   access: AccessControl;
-  hub: Hub;
+  subscriptions: Subscriptions;
   connections: Connections;
   metrics: Metrics;
 }
@@ -59,7 +57,7 @@ export class WsEndpoint {
       refuse(socket, 405, `method ${request.method} not allowed: use GET`, { Allow: 'GET' });
       return true;
     }
-    const { access, hub, connections, metrics } = this.options;
+    const { access, subscriptions, connections, metrics } = this.options;
     const ip = clientAddress(request);
     if (!access.websocketOriginAllowed(request)) {
       connections.refused('ws', ip, 'origin');
@@ -71,37 +69,49 @@ export class WsEndpoint {
       refuse(socket, 401, 'a valid token is required: send Authorization: Bearer TOKEN, the sse_token cookie, or ?token=TOKEN');
       return true;
     }
-    let cursor: number | undefined;
-    let badCursor: string | undefined;
-    try {
-      cursor = requestCursor(request.headers['last-event-id'], query);
-    } catch (error) {
-      if (!(error instanceof SseError)) throw error;
-      badCursor = error.message;
-      connections.refused('ws', ip, 'bad-cursor');
+    void this.upgrade(request, socket, head, query, ip).catch(() => socket.destroy());
+    return true;
+  };
+
+  /**
+   * Resolves the subscription before the upgrade: every refusal is a plain HTTP answer, except a bad cursor, which
+   * is answered after the upgrade with close code 4400 (as it always was, so clients can tell it apart).
+   */
+  private async upgrade(request: IncomingMessage, socket: Socket, head: Buffer, query: URLSearchParams, ip: string): Promise<void> {
+    const { subscriptions, connections, metrics } = this.options;
+    const lastEventId = request.headers['last-event-id'];
+    const accepted = await subscriptions.resolve({ lastEventId: Array.isArray(lastEventId) ? lastEventId[0] : lastEventId, query, token: presentedToken(request, query) });
+    if (socket.destroyed) return;
+    const badCursor = !accepted.ok && accepted.reason === 'bad-cursor' ? accepted.message : undefined;
+    if (!accepted.ok) {
+      connections.refused('ws', ip, accepted.reason);
+      if (badCursor === undefined) {
+        refuse(socket, accepted.status, accepted.message, accepted.headers);
+        return;
+      }
     }
-    const refusal = badCursor === undefined ? connections.admit('ws', ip) : undefined;
+    const refusal = accepted.ok ? connections.admit('ws', ip) : undefined;
     if (refusal) {
       refuse(socket, refusal.status, refusal.message, { 'Retry-After': String(refusal.retryAfterSeconds) });
-      return true;
+      return;
     }
     this.server.handleUpgrade(request, socket, head, (ws: WebSocket) => {
       ws.on('error', ignore);
-      if (badCursor !== undefined) {
-        ws.close(WsCloseCodes.BAD_CURSOR, closeText(badCursor));
+      if (!accepted.ok) {
+        ws.close(WsCloseCodes.BAD_CURSOR, closeText(badCursor!));
         return;
       }
+      const cursor = accepted.cursor;
       const client = new WsClient(ws, socket, metrics.transports.ws);
       const connection = connections.opened('ws', ip, cursor);
       // Messages from clients are not part of the protocol; they are read and dropped.
       ws.on('message', ignore);
       ws.once('close', () => {
         client.markGone();
-        hub.detach(client);
+        subscriptions.detach(client, accepted);
         connections.closed(connection, client.closeReason ?? 'client-left');
       });
-      hub.attach(client, cursor);
+      subscriptions.attach(client, accepted);
     });
-    return true;
-  };
+  }
 }
