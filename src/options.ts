@@ -267,9 +267,6 @@ function applyStreamFlags(options: ServerOptions): void {
   else if (!options.changes) options.tables = [options.table];
   if (options.changes && options.idColumn !== undefined) throw bad('--id-column does not apply to --changes: the change log orders changes by its own sequence');
   const jwt = [options.jwtSecret !== undefined, options.jwtSecretFile !== undefined, options.jwtPublicKey !== undefined, options.jwksUrl !== undefined].filter(Boolean).length;
-  if (jwt > 0 && options.token !== undefined) {
-    throw bad('--token and the --jwt-* options go alone: a shared secret would let a client past every --row-filter (use signed tokens only)');
-  }
   if (options.rowFilters.length > 0 && jwt === 0) throw bad('--row-filter needs signed tokens: pass --jwt-secret, --jwt-public-key or --jwks-url');
   if (options.edge !== undefined) {
     if (options.redis !== undefined) throw bad('--edge and --redis go alone: an edge reads the stream an origin (started with --redis) publishes');
