@@ -1,5 +1,6 @@
 import { ErrorCodes, SseError } from './errors.js';
 import type { Logger } from './logger.js';
+import type { TokenOptions } from './token-key.js';
 import { FLAGS, resolveOptions, type ServerOptions } from './options.js';
 
 /**
@@ -7,7 +8,10 @@ import { FLAGS, resolveOptions, type ServerOptions } from './options.js';
  * CLI's units and defaults (`heartbeat` in seconds, `clientBuffer` as bytes or `'512k'`), plus a few of the library's
  * own. Every value may be given as the CLI's text or as a number, boolean or list.
  */
-export interface SqliteSseOptions {
+/** Signed tokens: `--jwt-secret`, `--jwt-secret-file`, `--jwt-public-key`, `--jwks-url`, `--jwt-issuer`, `--jwt-audience`. */
+type SignedTokenOptions = Pick<TokenOptions, 'jwtSecret' | 'jwtSecretFile' | 'jwtPublicKey' | 'jwksUrl' | 'jwtIssuer' | 'jwtAudience'>;
+
+export interface SqliteSseOptions extends SignedTokenOptions {
   /** SQLite database to stream. Default `'./sse.db'`; it must exist unless `create` is true. */
   db?: string;
   /** Table(s) streamed (`--table`, repeatable); with `changes`, narrows the change log. Default `messages`. */
@@ -64,13 +68,6 @@ export interface SqliteSseOptions {
   page?: boolean;
   /** Library only: where warnings and connection lines go. Default: stderr/stdout as the CLI, at `logLevel`. */
   logger?: Logger;
-  /** Signed tokens: `--jwt-secret`, `--jwt-secret-file`, `--jwt-public-key`, `--jwks-url`, `--jwt-issuer`, `--jwt-audience`. */
-  jwtSecret?: string;
-  jwtSecretFile?: string;
-  jwtPublicKey?: string;
-  jwksUrl?: string;
-  jwtIssuer?: string;
-  jwtAudience?: string;
   /** Access rules filled from the token's claims (`--row-filter`, repeatable), e.g. `'user_id=eq.{sub}'`. */
   rowFilter?: string | readonly string[];
   /** Origin: publish every event to Redis Streams (`--redis`, `--redis-prefix`, `--redis-maxlen`). */

@@ -1,34 +1,14 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cleanUpEverything } from './helpers/cleanup.js';
 import { createMessagesDatabase, pythonInsert, sqlite, tempDirectory } from './helpers/database.js';
-import { startRedis, type RedisProcess } from './helpers/redis.js';
-import { range, startOrigin } from './helpers/redis-fixture.js';
+import type { RedisProcess } from './helpers/redis.js';
+import { range, redisSuite, startOrigin } from './helpers/redis-fixture.js';
 import { waitFor } from './helpers/wait.js';
 
 const KEY = 'sqlite-sse:messages';
 
 type Entry = [string, string[]];
 
-const test = suite<{ redis: RedisProcess; close: (() => Promise<void>)[] }>('redis publisher', { redis: undefined as never, close: [] });
-
-test.before(async (context) => {
-  context.redis = await startRedis({ appendonly: true });
-});
-
-test.before.each(async (context) => {
-  context.close = [];
-  await context.redis.client().flushall();
-});
-
-test.after.each(async (context) => {
-  for (const close of context.close.reverse()) await close();
-});
-
-test.after(async (context) => {
-  await context.redis.dispose();
-  cleanUpEverything();
-});
+const test = redisSuite('redis publisher');
 
 /** The stream as a user of Redis sees it. */
 async function entries(redis: RedisProcess): Promise<Entry[]> {

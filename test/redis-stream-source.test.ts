@@ -1,38 +1,18 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { originHistory, serveHistory } from '../src/history-endpoint.js';
 import type { Hub } from '../src/hub.js';
-import { cleanUpEverything } from './helpers/cleanup.js';
 import { createMessagesDatabase, pythonInsert, sqlite, tempDirectory } from './helpers/database.js';
 import { RecordingClient } from './helpers/recording-client.js';
-import { startRedis, type RedisProcess } from './helpers/redis.js';
-import { range, startEdge, startOrigin } from './helpers/redis-fixture.js';
+import type { RedisProcess } from './helpers/redis.js';
+import { range, redisSuite, startEdge, startOrigin } from './helpers/redis-fixture.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { waitFor } from './helpers/wait.js';
 
 const KEY = 'sqlite-sse:messages';
 
-const test = suite<{ redis: RedisProcess; close: (() => Promise<void>)[] }>('redis stream source', { redis: undefined as never, close: [] });
-
-test.before(async (context) => {
-  context.redis = await startRedis({ appendonly: true });
-});
-
-test.before.each(async (context) => {
-  context.close = [];
-  await context.redis.client().flushall();
-});
-
-test.after.each(async (context) => {
-  for (const close of context.close.reverse()) await close();
-});
-
-test.after(async (context) => {
-  await context.redis.dispose();
-  cleanUpEverything();
-});
+const test = redisSuite('redis stream source');
 
 function databaseWithRows(count: number): string {
   const db = createMessagesDatabase(tempDirectory());

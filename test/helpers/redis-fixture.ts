@@ -1,8 +1,11 @@
+import { suite } from 'uvu';
 import { Hub, type HubOptions } from '../../src/hub.js';
 import type { Logger } from '../../src/logger.js';
 import { PublishedSource } from '../../src/published-source.js';
 import { RedisStreamSource, type RedisStreamSourceOptions } from '../../src/redis-stream-source.js';
 import { TableSource } from '../../src/table-source.js';
+import { cleanUpEverything } from './cleanup.js';
+import { startRedis, type RedisProcess } from './redis.js';
 
 export const HUB_OPTIONS: HubOptions = {
   historyRows: 100,
@@ -51,3 +54,29 @@ export async function startEdge(redisUrl: string, options: Partial<RedisStreamSo
 
 /** `[1, 2, ..., n]`. */
 export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** What a Redis test has: its own redis-server (AOF on), and what each test must close, closed after it even when it fails. */
+export interface RedisContext {
+  redis: RedisProcess;
+  close: (() => Promise<void>)[];
+}
+
+/** A uvu suite with one redis-server for all its tests, emptied before each, stopped at the end. */
+export function redisSuite(name: string) {
+  const test = suite<RedisContext>(name, { redis: undefined as never, close: [] });
+  test.before(async (context) => {
+    context.redis = await startRedis({ appendonly: true });
+  });
+  test.before.each(async (context) => {
+    context.close = [];
+    await context.redis.client().flushall();
+  });
+  test.after.each(async (context) => {
+    for (const close of context.close.reverse()) await close();
+  });
+  test.after(async (context) => {
+    await context.redis.dispose();
+    cleanUpEverything();
+  });
+  return test;
+}
