@@ -329,8 +329,13 @@ export function helpText(): string {
   for (const [left, right] of rows) lines.push(left.padEnd(width) + right);
   lines.push(
     '',
-    'Endpoints: GET /events (SSE; resume with Last-Event-ID or ?lastEventId=N), GET /healthz, GET / (demo page).',
+    'Endpoints: GET /events (SSE; resume with Last-Event-ID or ?lastEventId=N; ?table=NAME; filters like ?user_id=eq.42',
+    '           and select=id,title; snapshot=1 with --changes), GET /ws (the same over WebSocket), GET /healthz,',
+    '           GET /metrics (with --metrics), GET /history (with --redis), GET / (demo page).',
     'Without --db, ./sse.db is created with the demo table messages(id, message) when missing.',
+    '',
+    'Commands: sqlite-sse track --db PATH --table NAME [--keep N]   install the change-log triggers (see track --help)',
+    '          sqlite-sse untrack --db PATH --table NAME            remove them',
   );
   return lines.join('\n');
 }
