@@ -21,9 +21,14 @@ export interface RedisPublisherOptions {
   checkMs?: number;
   /** Live events held while a write is in flight or a backfill runs; past it they are dropped and read again from the store. Default 10000. */
   maxPendingEvents?: number;
+  /**
+   * What edges need to know about the stream and cannot read from a database they do not have (the tables' columns,
+   * for filters), as one string kept at `<key>:schema`; written after each sync and whenever it changes. Optional.
+   */
+  meta?: () => string | undefined;
 }
 
-const DEFAULTS = { pageRows: 1000, checkMs: 5000, maxPendingEvents: 10000 };
+const DEFAULTS = { pageRows: 1000, checkMs: 5000, maxPendingEvents: 10000, meta: () => undefined };
 
 /**
  * The origin's side of edges (docs/scaling.md): appends every event to a Redis stream with the event's id as the entry
@@ -51,6 +56,8 @@ export class RedisPublisher {
   private syncAgain = false;
   private checkTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  /** The meta string Redis holds (undefined: not written since the last connection). */
+  private metaWritten: string | undefined;
 
   constructor(options: RedisPublisherOptions) {
     this.options = Object.freeze({ ...DEFAULTS, ...options });
@@ -189,6 +196,8 @@ export class RedisPublisher {
       } while (this.state === 'running' && (this.syncAgain || (published > 0 && this.options.lastId() > this.acknowledged)));
       if (this.state !== 'running') return;
       this.inSync = true;
+      this.metaWritten = undefined;
+      await this.writeMeta();
       this.markUp();
       // Events published while the backfill read: those it already wrote are refused as already there.
       if (this.pending.length > 0 && !this.writing) this.flush();
@@ -273,12 +282,21 @@ export class RedisPublisher {
       return;
     }
     if (this.writing || this.syncing || !this.inSync) return;
+    await this.writeMeta().catch((error: Error) => this.markDown(error));
     if (top < expected) {
       this.options.log.warn(`redis stream ${this.options.key} ends at id ${top}, below the ${expected} Redis acknowledged (data lost by a restart or a failover): publishing the missing events again`);
       void this.sync();
     } else if (this.options.lastId() > top && this.pending.length === 0) {
       void this.sync();
     }
+  }
+
+  /** Writes the meta string beside the stream when it changed since it was last written. */
+  private async writeMeta(): Promise<void> {
+    const meta = this.options.meta();
+    if (meta === undefined || meta === this.metaWritten) return;
+    await this.redis.set(`${this.options.key}:schema`, meta);
+    this.metaWritten = meta;
   }
 
   private markDown(error: Error): void {

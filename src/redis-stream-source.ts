@@ -297,6 +297,15 @@ export class RedisStreamSource implements Source {
     this.sink!.restart(history);
   }
 
+  /** What the origin wrote beside the stream (`<key>:schema`: the tables' columns), or undefined when unreadable. */
+  async readMeta(): Promise<string | undefined> {
+    try {
+      return (await this.commands.get(`${this.options.key}:schema`)) ?? undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   private async topId(): Promise<number> {
     const entries = (await this.commands.xrevrange(this.options.key, '+', '-', 'COUNT', 1)) as StreamEntry[];
     if (entries.length > 0) return idOfEntry(entries[0][0]);

@@ -27,6 +27,9 @@ export class Streams {
   readonly kind: 'rows' | 'changes';
   readonly list: readonly Stream[];
   readonly edge: boolean;
+  /** On an edge: the tables' schemas as the origin published them beside the stream (it has no database to read). */
+  private edgeSchemas = new Map<string, TableSchema>();
+  private edgeSchemasReadAt = 0;
 
   private constructor(kind: 'rows' | 'changes', list: Stream[], edge: boolean) {
     this.kind = kind;
@@ -45,9 +48,12 @@ export class Streams {
       }
     }
     const list: Stream[] = [];
+    const publishers: { schemas: () => string | undefined }[] = [];
     try {
       for (const name of names) {
-        const hub = new Hub(sourceFor(options, name, logger), options);
+        const publisher = { schemas: (): string | undefined => undefined };
+        publishers.push(publisher);
+        const hub = new Hub(sourceFor(options, name, logger, () => publisher.schemas()), options);
         hub.on('warning', (message) => logger.warn(message));
         await hub.start();
         list.push({ name, hub });
@@ -56,7 +62,10 @@ export class Streams {
       await Promise.all(list.map((stream) => stream.hub.close()));
       throw error;
     }
-    return new Streams(kind, list, options.edge !== undefined);
+    const streams = new Streams(kind, list, options.edge !== undefined);
+    for (const publisher of publishers) publisher.schemas = () => streams.schemasJson();
+    await streams.refreshEdgeSchemas();
+    return streams;
   }
 
   /** The stream `/events` serves without `?table=`. */
@@ -81,12 +90,14 @@ export class Streams {
 
   /** The tables served: the insert streams' tables, or the change log's tracked tables. */
   tableNames(): readonly string[] {
+    if (this.edge && this.kind === 'changes') return [...this.edgeSchemas.values()].map((schema) => schema.table);
     if (this.kind === 'changes') return this.changeSource?.tables ?? [];
     return this.list.map((stream) => tableSource(stream)?.tableInfo?.table ?? stream.name);
   }
 
   /** A served table's columns and key, for filters; undefined on an edge (no database to read them from). */
   schema(table: string): TableSchema | undefined {
+    if (this.edge) return this.edgeSchemas.get(table.toLowerCase());
     if (this.kind === 'changes') return this.changeSource?.schema(table);
     const info = tableSource(this.find(table))?.tableInfo;
     return info && { table: info.table, columns: info.columns, keyColumns: [info.idColumn], withoutRowid: false };
@@ -105,6 +116,26 @@ export class Streams {
     }
     const names = this.tableNames();
     return this.list.map((stream, i) => `${i === 0 ? `db ${options.db}, ` : ''}table ${names[i]}, last id ${stream.hub.lastId}`).join('; ');
+  }
+
+  /** What an origin publishes beside its Redis stream for edges: every served table's schema, as JSON. */
+  schemasJson(): string {
+    return JSON.stringify(this.tableNames().map((table) => this.schema(table)).filter((schema) => schema !== undefined));
+  }
+
+  /** On an edge, reads the schemas the origin published (at most once a second; a failed read keeps the last). */
+  async refreshEdgeSchemas(): Promise<void> {
+    const source = this.first.hub.source;
+    if (!this.edge || !(source instanceof RedisStreamSource) || Date.now() - this.edgeSchemasReadAt < 1000) return;
+    this.edgeSchemasReadAt = Date.now();
+    const meta = await source.readMeta();
+    if (meta === undefined) return;
+    try {
+      const schemas = JSON.parse(meta) as TableSchema[];
+      this.edgeSchemas = new Map(schemas.map((schema) => [schema.table.toLowerCase(), schema]));
+    } catch {
+      // Not ours, or from another version: filters stay unavailable until a readable one is published.
+    }
   }
 
   /** Clients of every stream. */
@@ -129,7 +160,8 @@ export class Streams {
   }
 }
 
-function sourceFor(options: Readonly<ServerOptions>, name: string, logger: Logger): Source {
+/** The source of one stream; `schemas` is what an origin publishes beside its Redis stream for edges. */
+function sourceFor(options: Readonly<ServerOptions>, name: string, logger: Logger, schemas: () => string | undefined): Source {
   const key = options.redisPrefix + name;
   if (options.edge !== undefined) {
     return new RedisStreamSource({
@@ -145,7 +177,7 @@ function sourceFor(options: Readonly<ServerOptions>, name: string, logger: Logge
     ? new ChangeSource({ path: options.db, tables: options.tables, event: options.event, pageRows: options.pageRows, watcher: options.watcher })
     : new TableSource({ path: options.db, table: name, idColumn: options.idColumn, event: options.event, pageRows: options.pageRows, watcher: options.watcher });
   if (options.redis === undefined) return source;
-  return new PublishedSource(source, { url: options.redis, key, maxLen: options.redisMaxLen, log: logger });
+  return new PublishedSource(source, { url: options.redis, key, maxLen: options.redisMaxLen, log: logger, meta: schemas });
 }
 
 function unwrap(source: Source): Source {

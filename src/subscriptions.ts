@@ -76,6 +76,8 @@ export class Subscriptions {
 
   async resolve(input: SubscriptionInput): Promise<Accepted | Refused> {
     const { query } = input;
+    // An edge knows the tables' columns from what the origin publishes beside the stream.
+    if (this.streams.edge) await this.streams.refreshEdgeSchemas();
     let cursor: number | undefined;
     try {
       cursor = requestCursor(input.lastEventId, query);
@@ -154,7 +156,7 @@ export class Subscriptions {
     for (const name of names) {
       const params = this.withRule(table === undefined ? new URLSearchParams() : query, name, claims);
       if (!params.ok) return params;
-      const schema = this.schemaOf(source, name);
+      const schema = this.schemaOf(name);
       if (snapshot && cursor === undefined && schema?.withoutRowid) {
         return refused(400, 'bad-snapshot', `snapshot of ${name} is not possible: it is a WITHOUT ROWID table (its changes stream)`);
       }
@@ -178,7 +180,7 @@ export class Subscriptions {
   /** The filter of `params` on `table`, or undefined when it has no condition and no column selection. */
   private filterFor(params: URLSearchParams, schema: TableSchema | undefined, table: string, source?: ChangeSource): Filter | undefined {
     if (!hasFilterParameters(params)) return undefined;
-    if (!schema) throw new SseError(ErrorCodes.BAD_FILTER, `filters are not available on an edge: it has no database to check columns against (filter on the origin)`);
+    if (!schema) throw new SseError(ErrorCodes.BAD_FILTER, `filters on ${table} are not available here yet: its columns are not known (an edge learns them from its origin, started with --redis)`);
     let filter: Filter;
     try {
       filter = parseFilter(params, schema.columns, schema.keyColumns, table);
@@ -191,8 +193,8 @@ export class Subscriptions {
     return filter.conditions.length === 0 && !filter.select ? undefined : filter;
   }
 
-  private schemaOf(source: ChangeSource | undefined, table: string): TableSchema | undefined {
-    return source?.schema(table);
+  private schemaOf(table: string): TableSchema | undefined {
+    return this.streams.schema(table);
   }
 }
 
