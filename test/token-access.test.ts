@@ -1,4 +1,6 @@
+import { EventSource } from 'eventsource';
 import { test } from 'uvu';
+import type * as BrowserClient from '../public/sqlite-sse-client.js';
 import * as assert from 'uvu/assert';
 import { runTrack } from './helpers/change-log.js';
 import { sqlite } from './helpers/database.js';
@@ -19,6 +21,9 @@ function insertTodos(db: string, count: number, prefix = 'todo'): void {
      INSERT INTO todos(user_id, title) SELECT CASE i % 3 WHEN 1 THEN 42 WHEN 2 THEN 7 ELSE 8 END, '${prefix}-' || i FROM n;`,
   );
 }
+
+/** public/sqlite-sse-client.js as a page imports it (this file runs from dist/test). */
+const browserClient = async (): Promise<typeof BrowserClient> => import(new URL('../../public/sqlite-sse-client.js', import.meta.url).href);
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
@@ -219,6 +224,51 @@ test('a token that expires ends the stream (SSE: event token-expired with data; 
     assert.equal([...sse.ids(), ...sseAgain.ids()], range(1, 20), 'SSE: every row once, in order');
     assert.equal([...ws.ids(), ...wsAgain.ids()], range(1, 20), 'WebSocket: every row once, in order');
   });
+});
+
+test('the browser client with getToken: the token goes in ?token=, and after token-expired it reopens with a fresh one from its last row, every row once', async () => {
+  // The client module as a page loads it, with the eventsource package standing in for the browser's EventSource.
+  const globals = globalThis as { EventSource?: unknown };
+  const before = globals.EventSource;
+  globals.EventSource = EventSource;
+  const client = await browserClient();
+  let subscription: ReturnType<typeof client.subscribe> | undefined;
+  try {
+    await LiveFixture.run(async (fixture) => {
+      await fixture.start(['--jwt-secret', SECRET]);
+      fixture.seed(3);
+      const issued: string[] = [];
+      const rows: number[] = [];
+      subscription = client.subscribe(`${fixture.server.url}/events`, {
+        lastEventId: 0,
+        // The first token runs out in 1 s (the stream ends about 6 s from now, with the server's 5 s allowance).
+        getToken: async () => {
+          const token = await signToken({ sub: 'page' }, { expiresIn: issued.length === 0 ? 1 : 3600 });
+          issued.push(token);
+          return token;
+        },
+        onRow: (_row, id) => rows.push(id),
+      });
+      assert.is(subscription.mode, 'direct', 'a token belongs to its page: no shared connection');
+      await waitFor('the first rows', () => rows.length === 3, 10000);
+      fixture.seed(3, 'before-expiry');
+      await waitFor('a second token after token-expired', () => issued.length === 2, 15000);
+      fixture.seed(4, 'after-expiry');
+      await waitFor('every row', () => rows.length >= 10, 10000);
+      assert.equal(rows, range(1, 10), 'every row once, in order, across the two connections');
+      await fixture.waitForClients(1);
+      assert.is(issued.length, 2);
+    });
+  } finally {
+    subscription?.close();
+    globals.EventSource = before;
+  }
+});
+
+test('the browser client refuses getToken with a shared mode, and a getToken that is not a function', async () => {
+  const client = await browserClient();
+  assert.throws(() => client.subscribe('http://127.0.0.1:1/events', { mode: 'shared-worker', getToken: async () => 't' }), /getToken works with mode direct/);
+  assert.throws(() => client.subscribe('http://127.0.0.1:1/events', { getToken: 'abc' as never }), /getToken must be a function/);
 });
 
 test.run();
