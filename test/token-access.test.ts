@@ -146,7 +146,9 @@ test('--row-filter on the change stream: snapshots, changes and moves of a row b
     const aliceStream = fixture.sse('/events?table=todos&snapshot=1', bearer(alice));
     const aliceWider = fixture.sse('/events?table=todos&snapshot=1&user_id=neq.0', bearer(alice));
     const bobStream = fixture.sse('/events?table=todos&snapshot=1', bearer(bob));
-    for (const stream of [aliceStream, aliceWider, bobStream]) {
+    // Without table=: every tracked table, each through the rule.
+    const aliceAllTables = fixture.sse('/events?snapshot=1', bearer(alice));
+    for (const stream of [aliceStream, aliceWider, bobStream, aliceAllTables]) {
       await waitFor('the snapshot', () => stream.events.some((event) => event.event === 'snapshot-end'), 10000);
     }
     const snapshotRows = (stream: typeof aliceStream) => stream.rows<ChangeMessage>().filter((event) => event.op === 'snapshot');
@@ -173,6 +175,8 @@ test('--row-filter on the change stream: snapshots, changes and moves of a row b
       { op: 'insert', table: 'todos', pk: { id: 11 }, row: { id: 11, user_id: 42, title: 'alice new' } },
     ]);
     assert.equal(idsAndData(aliceWider), idsAndData(aliceStream), 'the wider filter sees the same');
+    await waitFor('alice on every table gets the last change', () => aliceAllTables.ids().includes(last), 10000);
+    assert.equal(idsAndData(aliceAllTables), idsAndData(aliceStream), 'every table: the same, through the rule');
     assert.equal(changes(bobStream), [
       { op: 'update', move: 'out', table: 'todos', pk: { id: 2 } },
       { op: 'update', move: 'in', table: 'todos', pk: { id: 1 }, row: { id: 1, user_id: 7, title: 'given to bob' } },
@@ -181,11 +185,44 @@ test('--row-filter on the change stream: snapshots, changes and moves of a row b
     ]);
     assert.equal(heldIds(applyByPk(aliceStream.rows<ChangeMessage>())), selectIds(fixture.db, 'todos', 'user_id = 42'), 'alice holds her rows');
     assert.equal(heldIds(applyByPk(bobStream.rows<ChangeMessage>())), selectIds(fixture.db, 'todos', 'user_id = 7'), 'bob holds his rows');
-    // Replay from 0: every change that concerned her, and nothing else.
+    // Replay from 0, from memory and from the database: every change that concerned her, and nothing else.
+    const cold = await fixture.startAnother(['--changes', '--jwt-secret', SECRET, '--row-filter', 'user_id=eq.{sub}', '--history-rows', '2', '--page-rows', '3']);
     const replay = fixture.sse('/events?table=todos&lastEventId=0', bearer(alice));
-    await waitFor('the replay', () => replay.ids().includes(last), 10000);
+    const coldReplay = fixture.sse('/events?table=todos&lastEventId=0', bearer(alice), cold);
+    for (const stream of [replay, coldReplay]) await waitFor('the replay', () => stream.ids().includes(last), 10000);
+    assert.equal(idsAndData(coldReplay), idsAndData(replay), 'replayed from the database = from memory');
     assert.equal(heldIds(applyByPk(replay.rows<ChangeMessage>())), selectIds(fixture.db, 'todos', 'user_id = 42'));
     assert.ok(replay.rows<ChangeMessage>().every((event) => event.move === 'out' || event.row?.user_id === 42 || event.old?.user_id === 42));
+  });
+});
+
+test("--row-filter scoped to a table with a list claim, 'notes.team=in.{teams}': commas and quotes in a claim stay inside their item, other tables follow their own rule", async () => {
+  await LiveFixture.run(async (fixture) => {
+    sqlite(fixture.db, `${TODOS} CREATE TABLE notes(id INTEGER PRIMARY KEY, team TEXT, body TEXT);`);
+    await fixture.start([
+      '--table', 'todos', '--table', 'notes', '--jwt-secret', SECRET,
+      '--row-filter', 'notes.team=in.{teams}', '--row-filter', 'todos.user_id=eq.{sub}',
+    ]);
+    const token = await signToken({ sub: '42', teams: ['red', 'blue, green', 'say "hi"'] });
+    const notes = fixture.sse('/events?table=notes', bearer(token));
+    const todos = fixture.sse('/events?table=todos', bearer(token));
+    for (const stream of [notes, todos]) assert.is((await stream.waitForResponse()).statusCode, 200);
+    sqlite(
+      fixture.db,
+      `INSERT INTO notes(team, body) VALUES ('red', 'a'), ('blue', 'b'), ('blue, green', 'c'), ('green', 'd'), ('say "hi"', 'e'), ('RED', 'f'), ('red', 'g');
+       INSERT INTO todos(user_id, title) VALUES (42, 'mine'), (7, 'theirs'), (42, 'mine too');`,
+    );
+    await notes.waitForRows(4);
+    await todos.waitForRows(2);
+    insertTodos(fixture.db, 1, 'last'); // user 42: after it, nothing earlier is still on its way
+    await todos.waitForRows(3);
+    assert.equal(notes.ids(), [1, 3, 5, 7]);
+    assert.equal(todos.ids(), [1, 3, 4]);
+    const noTeams = await signToken({ sub: '42' });
+    const answer = await httpGet(`${fixture.server.url}/events?table=notes`, bearer(noTeams));
+    assert.is(answer.status, 403, answer.body);
+    assert.match(answer.body, /teams/);
+    assert.is((await fixture.sse('/events?table=todos', bearer(noTeams)).waitForResponse()).statusCode, 200, 'todos needs only sub');
   });
 });
 
@@ -195,7 +232,7 @@ test('a token that expires ends the stream (SSE: event token-expired with data; 
     fixture.seed(5);
     // Expires in 1 s; the server allows 5 s of clock difference, so the stream ends about 6 s from now.
     const short = await signToken({ sub: 'u1' }, { expiresIn: 1 });
-    const sse = fixture.sse('/events?lastEventId=0', bearer(short));
+    const sse = fixture.sse('/events?lastEventId=0', bearer(short), fixture.server, true);
     const ws = fixture.ws('/ws?lastEventId=0', { headers: bearer(short) });
     await sse.waitForRows(5);
     await ws.waitForRows(5);
@@ -208,8 +245,9 @@ test('a token that expires ends the stream (SSE: event token-expired with data; 
     const expired = sse.events.filter((event) => event.event === 'token-expired');
     assert.is(expired.length, 1, 'one token-expired event');
     assert.is(sse.events[sse.events.length - 1].event, 'token-expired', 'the last thing on the stream');
-    assert.is(expired[0].id, '10', 'no id of its own: the cursor stays on the last row');
-    assert.equal(JSON.parse(expired[0].data), { exp: JSON.parse(Buffer.from(short.split('.')[1], 'base64url').toString()).exp });
+    const exp = JSON.parse(Buffer.from(short.split('.')[1], 'base64url').toString()).exp as number;
+    assert.ok(sse.raw.endsWith(`event: token-expired\ndata: {"exp":${exp}}\n\n`), `a data line and no id: ${JSON.stringify(sse.raw.slice(-120))}`);
+    assert.is(expired[0].id, '10', 'the cursor stays on the last row');
 
     // Rows written while the clients were away, then reconnecting with a fresh token and the last id.
     fixture.seed(5, 'while-away');

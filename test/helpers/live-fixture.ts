@@ -69,9 +69,9 @@ export class LiveFixture {
     return recorder;
   }
 
-  /** A raw SSE client on `pathAndQuery` (default `/events`), closed at the end. */
-  sse(pathAndQuery = '/events', headers: Record<string, string> = {}, on: ServerProcess = this.server): SseStream {
-    const stream = new SseStream(on.url + pathAndQuery, headers);
+  /** A raw SSE client on `pathAndQuery` (default `/events`), closed at the end; `keepRaw` keeps the bytes in `raw`. */
+  sse(pathAndQuery = '/events', headers: Record<string, string> = {}, on: ServerProcess = this.server, keepRaw = false): SseStream {
+    const stream = new SseStream(on.url + pathAndQuery, headers, keepRaw);
     this.streams.push(stream);
     return stream;
   }
