@@ -151,7 +151,16 @@ const FILTERS: [string, string][] = [
   ['t=is.true', 't IS TRUE'],
   ['r=is.false', 'r IS FALSE'],
   ['n=gte.42&t=lte.42', "n >= '42' AND t <= '42'"],
+  ['t=gt.4&select=n,b', "t > '4'"],
 ];
+
+/** The columns of `row` that `filter`'s `select=` sends: the id and the listed ones, in table order; all without it. */
+function columnsOf(row: Record<string, unknown> | undefined, filter: string): Record<string, unknown> | undefined {
+  const select = new URLSearchParams(filter).get('select');
+  if (!row || !select) return row;
+  const wanted = new Set(['id', ...select.split(',')]);
+  return Object.fromEntries(Object.entries(row).filter(([column]) => wanted.has(column)));
+}
 
 /** Clients that watch live (on `live`), and that replay from 0 from memory (`live`) and from the database (`cold`). */
 async function liveAndReplays(fixture: LiveFixture, prefix: string, live: SseStream[], cold: ServerProcess, lastId: number) {
@@ -180,6 +189,8 @@ test('insert stream, mixed-type data: live, replayed from memory and replayed fr
     FILTERS.forEach(([filter, condition], i) => {
       const expected = selectIds(fixture.db, 'items', condition);
       assert.equal(live[i].ids(), expected, `${filter} live = SELECT id FROM items WHERE ${condition}`);
+      const byId = new Map(all.rows().map((row) => [row.id, row]));
+      assert.equal(live[i].rows(), live[i].rows().map((row) => columnsOf(byId.get(row.id), filter)), `${filter}: the rows as written, in the columns asked for`);
       assert.equal(idsAndData(fromMemory[i]), idsAndData(live[i]), `${filter}: replayed from memory = live`);
       assert.equal(idsAndData(fromDatabase[i]), idsAndData(live[i]), `${filter}: replayed from the database = live`);
     });
@@ -196,25 +207,38 @@ test('change stream, mixed-type data: live, replayed from memory and from the da
     await runTrack('track', ['--db', fixture.db, '--table', 'items']);
     await fixture.start(['--changes']);
     const live = FILTERS.map(([filter]) => fixture.sse(`/events?table=items&${filter}`));
+    const liveWs = FILTERS.map(([filter]) => fixture.ws(`/ws?table=items&${filter}`));
     const all = fixture.sse('/events');
     for (const stream of [...live, all]) await stream.waitForResponse();
     for (const stream of live) assert.is(stream.response!.statusCode, 200);
+    for (const ws of liveWs) await ws.waitForOpen();
     await withTimeout(writeMixedRows(fixture.db, true), 30000, 'the writer');
     const lastSeq = Number(sqlite(fixture.db, 'SELECT max(seq) FROM _sse_changes;').trim());
     await waitFor(`the last seq ${lastSeq} live`, () => all.ids().includes(lastSeq), 10000);
     const cold = await fixture.startAnother(['--changes', '--history-rows', '2', '--page-rows', '3']);
     const { fromMemory, fromDatabase } = await liveAndReplays(fixture, 'table=items&', live, cold, lastSeq);
+    // Snapshots of the table as it is now, through the same filters (read with SQL, not from the change log).
+    const snapshots = FILTERS.map(([filter]) => fixture.sse(`/events?table=items&snapshot=1&${filter}`, {}, cold));
+    for (const stream of snapshots) await waitFor('snapshot-end', () => stream.events.some((event) => event.event === 'snapshot-end'), 10000);
     const table = applyByPk(all.rows<ChangeMessage>());
     assert.equal(heldIds(table), selectIds(fixture.db, 'items', '1'), 'the unfiltered client holds the table');
     let moves = 0;
     FILTERS.forEach(([filter, condition], i) => {
       assert.equal(idsAndData(fromMemory[i]), idsAndData(live[i]), `${filter}: replayed from memory = live`);
       assert.equal(idsAndData(fromDatabase[i]), idsAndData(live[i]), `${filter}: replayed from the database = live`);
+      assert.equal(
+        liveWs[i].changes().map(({ id, change }) => ({ id: String(id), data: change })),
+        idsAndData(live[i]).map(({ id, data }) => ({ id, data: JSON.parse(data) })),
+        `${filter}: the same changes over /ws`,
+      );
+      const snapshot = applyByPk(snapshots[i].rows<ChangeMessage>());
+      assert.equal(heldIds(snapshot), selectIds(fixture.db, 'items', condition), `${filter}: snapshot = SELECT id FROM items WHERE ${condition}`);
+      for (const [pk, row] of snapshot) assert.equal(row, columnsOf(table.get(pk), filter), `${filter}: snapshot row ${pk} as the table holds it`);
       const events = live[i].rows<ChangeMessage>();
       moves += events.filter((event) => event.move).length;
       const held = applyByPk(events);
       assert.equal(heldIds(held), selectIds(fixture.db, 'items', condition), `${filter}: applied by pk = SELECT id FROM items WHERE ${condition}`);
-      for (const [pk, row] of held) assert.equal(row, table.get(pk), `${filter}: row ${pk} as the table holds it`);
+      for (const [pk, row] of held) assert.equal(row, columnsOf(table.get(pk), filter), `${filter}: row ${pk} as the table holds it`);
     });
     assert.ok(moves > 0, 'some updates moved rows across filters');
   });
