@@ -196,6 +196,27 @@ test('--row-filter on the change stream: snapshots, changes and moves of a row b
   });
 });
 
+test('--row-filter on the change stream: a cursor the trimmed change log no longer holds gets history-gone and a snapshot of only its own rows', async () => {
+  await LiveFixture.run(async (fixture) => {
+    sqlite(fixture.db, TODOS);
+    await runTrack('track', ['--db', fixture.db, '--table', 'todos', '--keep', '4']);
+    insertTodos(fixture.db, 12);
+    sqlite(fixture.db, "UPDATE todos SET title = 'renamed' WHERE id IN (1, 2);");
+    await fixture.start(['--changes', '--jwt-secret', SECRET, '--row-filter', 'user_id=eq.{sub}', '--page-rows', '2']);
+    const alice = fixture.sse('/events?table=todos&lastEventId=1', bearer(await signToken({ sub: '42' })));
+    await waitFor('the snapshot', () => alice.events.some((event) => event.event === 'snapshot-end'), 10000);
+    const reset = alice.events.find((event) => event.event === 'reset');
+    assert.ok(reset, 'a reset event before the snapshot');
+    assert.is(JSON.parse(reset!.data).reason, 'history-gone');
+    const snapshot = alice.rows<ChangeMessage>();
+    assert.ok(snapshot.every((event) => event.op === 'snapshot' && event.row?.user_id === 42), JSON.stringify(snapshot));
+    assert.equal(heldIds(applyByPk(snapshot)), selectIds(fixture.db, 'todos', 'user_id = 42'));
+    sqlite(fixture.db, "INSERT INTO todos(user_id, title) VALUES (7, 'not hers'), (42, 'hers');");
+    await waitFor('her new row', () => alice.rows<ChangeMessage>().some((event) => event.row?.title === 'hers'), 10000);
+    assert.equal(heldIds(applyByPk(alice.rows<ChangeMessage>())), selectIds(fixture.db, 'todos', 'user_id = 42'));
+  });
+});
+
 test("--row-filter scoped to a table with a list claim, 'notes.team=in.{teams}': commas and quotes in a claim stay inside their item, other tables follow their own rule", async () => {
   await LiveFixture.run(async (fixture) => {
     sqlite(fixture.db, `${TODOS} CREATE TABLE notes(id INTEGER PRIMARY KEY, team TEXT, body TEXT);`);
