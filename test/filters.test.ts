@@ -4,7 +4,7 @@ import { runTrack } from './helpers/change-log.js';
 import { python, sqlite } from './helpers/database.js';
 import { applyByPk, heldIds, idsAndData, selectIds, type ChangeMessage } from './helpers/filtered-streams.js';
 import { LiveFixture } from './helpers/live-fixture.js';
-import { httpGet } from './helpers/prom-text.js';
+import { httpGet, scrape } from './helpers/prom-text.js';
 import type { ServerProcess } from './helpers/server-process.js';
 import type { SseStream } from './helpers/sse-stream.js';
 import { waitFor, withTimeout } from './helpers/wait.js';
@@ -53,7 +53,7 @@ con.close()
 test('a bad filter is refused with 400 and one line naming the parameter, on /events and before the /ws upgrade', async () => {
   await LiveFixture.run(async (fixture) => {
     sqlite(fixture.db, TODOS);
-    await fixture.start(['--table', 'todos']);
+    await fixture.start(['--table', 'todos', '--metrics']);
     const cases: [string, string][] = [
       ['user_idd=eq.42', 'filter user_idd=eq.42: no column user_idd in todos (columns: id, user_id, status, title, body)'],
       ['user_id=foo.42', 'filter user_id=foo.42: unknown operator foo (use eq, neq, gt, gte, lt, lte, in, is; not. is not supported)'],
@@ -72,6 +72,10 @@ test('a bad filter is refused with 400 and one line naming the parameter, on /ev
       assert.is(refusal.status, 400, `/ws?${query}`);
       assert.is(refusal.body.trim(), message, `/ws?${query}`);
       assert.not.ok(ws.opened, 'no upgrade');
+    }
+    const metrics = await scrape(fixture.server.url);
+    for (const transport of ['sse', 'ws']) {
+      assert.is(metrics.value('sqlite_sse_connections_refused_total', { transport, reason: 'bad-filter' }), cases.length, `${transport} refusals counted`);
     }
   });
 });
