@@ -156,6 +156,15 @@ const FILTERS: [string, string][] = [
   ['r=is.false', 'r IS FALSE'],
   ['n=gte.42&t=lte.42', "n >= '42' AND t <= '42'"],
   ['t=gt.4&select=n,b', "t > '4'"],
+  // Numbers written another way: the index of eq/in groups must find the rows SQLite's comparison finds.
+  ['n=eq.42.0', "n = '42.0'"],
+  ['n=eq.%2B42', "n = '+42'"],
+  ['n=eq.%2042%20', "n = ' 42 '"],
+  ['r=eq.42', "r = '42'"],
+  ['t=eq.42.0', "t = '42.0'"],
+  ['n=in.(4.2e1,x)', "n IN ('4.2e1', 'x')"],
+  ['r=in.(42,1.5)', "r IN ('42', '1.5')"],
+  ['n=eq.9007199254740992', "n = '9007199254740992'"],
 ];
 
 /** The columns of `row` that `filter`'s `select=` sends: the id and the listed ones, in table order; all without it. */
