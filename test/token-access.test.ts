@@ -3,12 +3,13 @@ import { test } from 'uvu';
 import type * as BrowserClient from '../public/sqlite-sse-client.js';
 import * as assert from 'uvu/assert';
 import { runTrack } from './helpers/change-log.js';
-import { sqlite } from './helpers/database.js';
+import { sqlite, tempDirectory } from './helpers/database.js';
 import { applyByPk, heldIds, idsAndData, selectIds, type ChangeMessage } from './helpers/filtered-streams.js';
 import { LiveFixture } from './helpers/live-fixture.js';
 import { httpGet, scrape } from './helpers/prom-text.js';
 import { range } from './helpers/sse-stream.js';
-import { es256KeyPair, SECRET, signToken, unsignedToken } from './helpers/tokens.js';
+import { freePort } from './helpers/sse-stream.js';
+import { es256KeyPair, publicJwk, SECRET, serveKeySet, signToken, unsignedToken } from './helpers/tokens.js';
 import { waitFor } from './helpers/wait.js';
 
 const TODOS = 'CREATE TABLE todos(id INTEGER PRIMARY KEY, user_id INTEGER, title TEXT);';
@@ -21,6 +22,9 @@ function insertTodos(db: string, count: number, prefix = 'todo'): void {
      INSERT INTO todos(user_id, title) SELECT CASE i % 3 WHEN 1 THEN 42 WHEN 2 THEN 7 ELSE 8 END, '${prefix}-' || i FROM n;`,
   );
 }
+
+/** A temp dir for key files, removed at exit. */
+const tempDirectoryFor = (): string => tempDirectory();
 
 /** public/sqlite-sse-client.js as a page imports it (this file runs from dist/test). */
 const browserClient = async (): Promise<typeof BrowserClient> => import(new URL('../../public/sqlite-sse-client.js', import.meta.url).href);
@@ -85,6 +89,49 @@ test('--jwt-public-key with an ES256 key: its tokens stream; another key, and an
       assert.is(answer.status, 401, answer.body);
       assert.is((await fixture.ws('/ws', { headers: bearer(bad) }).waitForRefusal()).status, 401);
     }
+  });
+});
+
+test('--jwks-url from a local server: a token whose kid is in the set streams; unknown kids and keys get 401 without hammering the provider', async () => {
+  const key = es256KeyPair(tempDirectoryFor()).privateKey;
+  const keySet = await serveKeySet([await publicJwk(key, 'k1')]);
+  try {
+    await LiveFixture.run(async (fixture) => {
+      await fixture.start(['--jwks-url', keySet.url]);
+      fixture.seed(2);
+      const stream = fixture.sse('/events?lastEventId=0', bearer(await signToken({ sub: 'u' }, { key, alg: 'ES256', kid: 'k1' })));
+      await stream.waitForRows(2);
+      const ws = fixture.ws('/ws?lastEventId=0', { headers: bearer(await signToken({ sub: 'u' }, { key, alg: 'ES256', kid: 'k1' })) });
+      await ws.waitForRows(2);
+      const fetched = keySet.fetches;
+      assert.ok(fetched >= 1, 'the set was fetched');
+      const stranger = es256KeyPair(tempDirectoryFor()).privateKey;
+      for (let i = 0; i < 5; i++) {
+        const made = await signToken({ sub: 'u' }, { key: stranger, alg: 'ES256', kid: `made-up-${i}` });
+        const answer = await httpGet(`${fixture.server.url}/events`, bearer(made));
+        assert.is(answer.status, 401, answer.body);
+      }
+      const wrongKey = await signToken({ sub: 'u' }, { key: stranger, alg: 'ES256', kid: 'k1' });
+      assert.is((await httpGet(`${fixture.server.url}/events`, bearer(wrongKey))).status, 401, 'the right kid, the wrong key');
+      // Unknown kids make the server look again at most once per 30 s (docs/access.md), not once per token.
+      assert.ok(keySet.fetches <= fetched + 1, `fetches: ${fetched} before, ${keySet.fetches} after five made-up kids`);
+    });
+  } finally {
+    await keySet.close();
+  }
+});
+
+test('--jwks-url that cannot be fetched: the server starts with a warning and answers 503 with Retry-After, not 401', async () => {
+  const url = `http://127.0.0.1:${await freePort()}/jwks.json`;
+  await LiveFixture.run(async (fixture) => {
+    await fixture.start(['--jwks-url', url, '--metrics', '--protect', 'events,ws']);
+    const key = es256KeyPair(fixture.directory).privateKey;
+    const answer = await httpGet(`${fixture.server.url}/events`, bearer(await signToken({ sub: 'u' }, { key, alg: 'ES256', kid: 'k1' })));
+    assert.is(answer.status, 503, answer.body);
+    assert.is(answer.headers['retry-after'], '5');
+    assert.match(fixture.server.output(), /cannot fetch/);
+    const metrics = await scrape(fixture.server.url);
+    assert.is(metrics.value('sqlite_sse_connections_refused_total', { reason: 'token-jwks-unavailable' }), 1);
   });
 });
 

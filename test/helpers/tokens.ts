@@ -1,7 +1,9 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
+import { exportJWK, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
 
 /** An HS256 secret of 32 bytes or more, as `--jwt-secret` demands. */
 export const SECRET = 'test-secret-that-is-long-enough-for-hs256';
@@ -14,11 +16,13 @@ export interface TokenOptions {
   /** The HS256 secret (default `SECRET`), or a private key for `alg`. */
   key?: string | KeyObject;
   alg?: string;
+  /** The `kid` header: which key of a key set (`--jwks-url`) signed it. */
+  kid?: string;
 }
 
 /** A token signed with jose, as an application or identity provider would issue it. */
-export function signToken(claims: JWTPayload, { expiresIn = 3600, key = SECRET, alg = 'HS256' }: TokenOptions = {}): Promise<string> {
-  const jwt = new SignJWT({ iat: now(), ...claims }).setProtectedHeader({ alg });
+export function signToken(claims: JWTPayload, { expiresIn = 3600, key = SECRET, alg = 'HS256', kid }: TokenOptions = {}): Promise<string> {
+  const jwt = new SignJWT({ iat: now(), ...claims }).setProtectedHeader(kid === undefined ? { alg } : { alg, kid });
   if (expiresIn !== null) jwt.setExpirationTime(now() + expiresIn);
   return jwt.sign(typeof key === 'string' ? new TextEncoder().encode(key) : key);
 }
@@ -34,3 +38,29 @@ export function es256KeyPair(directory: string): { privateKey: KeyObject; public
   writeFileSync(publicKeyPath, publicPem);
   return { privateKey, publicKeyPath, publicPem };
 }
+
+/**
+ * An identity provider's key set on a local HTTP server (`--jwks-url` accepts http for 127.0.0.1): `keys` is served as
+ * `{"keys": [...]}` at `/jwks.json` and may be changed between requests; `fetches` counts the requests.
+ */
+export async function serveKeySet(keys: JWK[]): Promise<{ url: string; keys: JWK[]; fetches: number; close(): Promise<void> }> {
+  const state = { keys, fetches: 0 };
+  const server = createServer((request, response) => {
+    state.fetches++;
+    response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ keys: state.keys }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(state, {
+    url: `http://127.0.0.1:${port}/jwks.json`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  });
+}
+
+/** The public JWK of an ES256 private key, with `kid`. */
+export const publicJwk = async (privateKey: KeyObject, kid: string): Promise<JWK> => ({
+  ...(await exportJWK(createPublicKey(privateKey))),
+  kid,
+  alg: 'ES256',
+  use: 'sig',
+});
