@@ -254,7 +254,8 @@ test('--row-filter on the change stream: a cursor the trimmed change log no long
     await waitFor('the snapshot', () => alice.events.some((event) => event.event === 'snapshot-end'), 10000);
     const reset = alice.events.find((event) => event.event === 'reset');
     assert.ok(reset, 'a reset event before the snapshot');
-    assert.is(JSON.parse(reset!.data).reason, 'history-gone');
+    const oldestSeq = Number(sqlite(fixture.db, 'SELECT min(seq) FROM _sse_changes;').trim());
+    assert.equal(JSON.parse(reset!.data), { reason: 'history-gone', lastEventId: 1, oldestSeq });
     const snapshot = alice.rows<ChangeMessage>();
     assert.ok(snapshot.every((event) => event.op === 'snapshot' && event.row?.user_id === 42), JSON.stringify(snapshot));
     assert.equal(heldIds(applyByPk(snapshot)), selectIds(fixture.db, 'todos', 'user_id = 42'));
