@@ -337,7 +337,13 @@ test('the browser client with getToken: the token goes in ?token=, and after tok
   // The client module as a page loads it, with the eventsource package standing in for the browser's EventSource.
   const globals = globalThis as { EventSource?: unknown };
   const before = globals.EventSource;
-  globals.EventSource = EventSource;
+  const opened: URL[] = [];
+  globals.EventSource = class RecordingEventSource extends EventSource {
+    constructor(url: string | URL, init?: ConstructorParameters<typeof EventSource>[1]) {
+      opened.push(new URL(url));
+      super(url, init);
+    }
+  };
   const client = await browserClient();
   let subscription: ReturnType<typeof client.subscribe> | undefined;
   try {
@@ -346,10 +352,12 @@ test('the browser client with getToken: the token goes in ?token=, and after tok
       fixture.seed(3);
       const issued: string[] = [];
       const rows: number[] = [];
+      let lastBeforeRenewal: number | undefined;
       subscription = client.subscribe(`${fixture.server.url}/events`, {
         lastEventId: 0,
         // The first token runs out in 1 s (the stream ends about 6 s from now, with the server's 5 s allowance).
         getToken: async () => {
+          if (issued.length === 1) lastBeforeRenewal = rows[rows.length - 1];
           const token = await signToken({ sub: 'page' }, { expiresIn: issued.length === 0 ? 1 : 3600 });
           issued.push(token);
           return token;
@@ -359,12 +367,21 @@ test('the browser client with getToken: the token goes in ?token=, and after tok
       assert.is(subscription.mode, 'direct', 'a token belongs to its page: no shared connection');
       await waitFor('the first rows', () => rows.length === 3, 10000);
       fixture.seed(3, 'before-expiry');
+      await waitFor('rows written before the expiry', () => rows.length === 6, 10000);
       await waitFor('a second token after token-expired', () => issued.length === 2, 15000);
       fixture.seed(4, 'after-expiry');
       await waitFor('every row', () => rows.length >= 10, 10000);
       assert.equal(rows, range(1, 10), 'every row once, in order, across the two connections');
       await fixture.waitForClients(1);
       assert.is(issued.length, 2);
+      assert.equal(
+        opened.map((url) => [url.pathname, url.searchParams.get('lastEventId'), url.searchParams.get('token')]),
+        [
+          ['/events', '0', issued[0]],
+          ['/events', String(lastBeforeRenewal), issued[1]],
+        ],
+        'each connection with its own token; the second from the last row delivered',
+      );
     });
   } finally {
     subscription?.close();
