@@ -40,6 +40,13 @@ export interface SubscribeOptions<Row = Record<string, unknown>> {
   recentRows?: number;
   /** Rows the holder of the connection keeps for tabs that join or fall behind; older ones are read from the server. Default: `1000`. */
   bufferRows?: number;
+  /**
+   * For a server with signed tokens (`--jwt-secret`, `--jwt-public-key`, `--jwks-url`): called before each connection;
+   * the token goes in `?token=`. When it expires (the server sends `token-expired`, or refuses a reconnect), the client
+   * closes the EventSource, calls `getToken()` again and reopens from the last row it delivered: nothing is lost.
+   * A token belongs to its page, so each tab holds its own connection (`mode` must be `'auto'` or `'direct'`).
+   */
+  getToken?: () => string | Promise<string>;
 }
 
 export interface Subscription {

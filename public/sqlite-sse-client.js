@@ -28,6 +28,7 @@ const DEFAULTS = Object.freeze({
   onRow: undefined,
   onStatus: undefined,
   onReset: undefined,
+  getToken: undefined,
 });
 const MODES = ['auto', 'shared-worker', 'leader', 'direct'];
 const WORKER_URL = new URL('./sqlite-sse-worker.js', import.meta.url);
@@ -53,10 +54,12 @@ export function detectMode() {
   return 'direct';
 }
 
-function cursorUrl(url, lastId) {
-  if (lastId === null) return url;
+function cursorUrl(url, lastId, token) {
+  if (lastId === null && token === undefined) return url;
   const out = new URL(url);
-  out.searchParams.set('lastEventId', String(lastId));
+  if (lastId !== null) out.searchParams.set('lastEventId', String(lastId));
+  // An EventSource cannot send headers: a signed token travels in the query (docs/access.md).
+  if (token !== undefined) out.searchParams.set('token', token);
   return out.href;
 }
 
@@ -70,7 +73,7 @@ function randomId() {
  */
 export class Hub {
   /**
-   * @param {{ url: string, event: string, bufferRows: number, recentRows: number }} config
+   * @param {{ url: string, event: string, bufferRows: number, recentRows: number, getToken?: () => Promise<string> }} config
    * @param {{ epoch: number, lastId: number | null, buffer: object[] }} start where the stream resumes
    * @param {(message: object) => void} emit receives `{ t: 'items', items }` and `{ t: 'status', state }`
    */
@@ -89,10 +92,43 @@ export class Hub {
 
   open() {
     if (this.closed || this.source) return;
-    const source = new EventSource(cursorUrl(this.config.url, this.lastId));
+    const { getToken } = this.config;
+    if (getToken) {
+      // A fresh token before each connection; the stream resumes from lastId, so nothing is lost in between.
+      this.source = 'fetching-token';
+      Promise.resolve()
+        .then(() => getToken())
+        .then(
+          (token) => {
+            this.source = null;
+            if (!this.closed) this.connect(String(token));
+          },
+          () => {
+            this.source = null;
+            this.retryLater();
+          },
+        );
+      return;
+    }
+    this.connect(undefined);
+  }
+
+  connect(token) {
+    const source = new EventSource(cursorUrl(this.config.url, this.lastId, token));
     this.source = source;
     source.addEventListener(this.config.event, this.onRow);
     source.addEventListener('reset', this.onReset);
+    if (token !== undefined) {
+      // The server ends the stream when the token expires: reopen at once with a fresh one, before the
+      // EventSource reconnects by itself with the expired token (which would get 401).
+      source.addEventListener('token-expired', () => {
+        if (this.source !== source) return;
+        source.close();
+        this.source = null;
+        this.setState('reconnecting');
+        this.open();
+      });
+    }
     source.onopen = () => {
       this.retryMs = RECONNECT_MIN_MS;
       this.setState('live');
@@ -101,13 +137,19 @@ export class Hub {
       this.setState('reconnecting');
       // EventSource retries by itself after a network error, but gives up for good on a non-200 answer (a proxy's
       // 502 while the server restarts): then open a new one, with the cursor, after a growing delay.
-      if (source.readyState === EventSource.CLOSED) {
+      // With getToken, a 401 (the token expired while the stream was away) ends up here too: open asks for a new one.
+      if (source.readyState === EventSource.CLOSED && this.source === source) {
         source.close();
         this.source = null;
-        this.retryTimer = setTimeout(() => this.open(), this.retryMs);
-        this.retryMs = Math.min(this.retryMs * 2, RECONNECT_MAX_MS);
+        this.retryLater();
       }
     };
+  }
+
+  retryLater() {
+    if (this.closed) return;
+    this.retryTimer = setTimeout(() => this.open(), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, RECONNECT_MAX_MS);
   }
 
   setState(state) {
@@ -165,7 +207,7 @@ export class Hub {
   close() {
     this.closed = true;
     clearTimeout(this.retryTimer);
-    this.source?.close();
+    if (typeof this.source === 'object') this.source?.close();
     this.source = null;
   }
 }
@@ -182,6 +224,14 @@ class Subscription {
     if (start !== undefined && start !== null && !(Number.isSafeInteger(start) && start >= 0)) {
       throw new TypeError(`sqlite-sse: lastEventId must be a whole number from 0, got ${start}`);
     }
+    if (settings.getToken !== undefined && typeof settings.getToken !== 'function') {
+      throw new TypeError('sqlite-sse: getToken must be a function that returns a token (or a promise of one)');
+    }
+    // A token belongs to this page: a SharedWorker cannot call it, and tabs signed in as different users must never
+    // share a connection. With getToken, each tab holds its own (direct).
+    if (settings.getToken && settings.mode !== 'auto' && settings.mode !== 'direct') {
+      throw new TypeError(`sqlite-sse: getToken works with mode direct (each tab its own connection), not ${settings.mode}`);
+    }
     this.settings = settings;
     this.config = {
       url: new URL(String(url), globalThis.location?.href).href,
@@ -189,6 +239,7 @@ class Subscription {
       bufferRows: settings.bufferRows,
       recentRows: settings.recentRows,
     };
+    if (settings.getToken) this.config.getToken = settings.getToken;
     this.tabId = randomId();
     // Where this tab is: the last id delivered (null: none yet, a fresh start) in the current epoch.
     this.epoch = 0;
@@ -207,7 +258,7 @@ class Subscription {
     this.onPageHide = () => this.close();
     globalThis.addEventListener?.('pagehide', this.onPageHide);
 
-    this.mode = settings.mode === 'auto' ? detectMode() : settings.mode;
+    this.mode = settings.getToken ? 'direct' : settings.mode === 'auto' ? detectMode() : settings.mode;
     if (this.mode === 'shared-worker') this.startWorker();
     else if (this.mode === 'leader') this.startLeaderElection();
     else this.lead();

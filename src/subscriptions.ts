@@ -171,7 +171,8 @@ export class Subscriptions {
   private withRule(query: URLSearchParams, table: string, claims: Record<string, unknown>) {
     if (this.rowFilters.length === 0) return { ok: true as const, params: query };
     const rule = rowFilterFor(this.rowFilters, table, claims);
-    if (!rule.ok) return refused(403, 'missing-claim', `the token has no usable claim ${rule.missingClaim}, which the access rule for ${table} needs`);
+    // The line starts as docs/access.md writes the refusal: `403 missing claim NAME`.
+    if (!rule.ok) return refused(403, 'missing-claim', `missing claim ${rule.missingClaim}: the token has no usable value for it, which the access rule for ${table} needs`);
     const params = new URLSearchParams(query);
     for (const [name, value] of rule.params) params.append(name, value);
     return { ok: true as const, params };

@@ -286,7 +286,10 @@ export class TableSource implements Source {
     const { rows, cut } = reader.newestRows(this.bounds.rows, this.bounds.bytes);
     const lastId = rows.length > 0 ? this.idOf(rows[rows.length - 1]) : emptyTableLastId;
     this.lastIdRead = lastId;
-    const wholeTable = !cut && rows.length < this.bounds.rows;
+    // A trimmed store (the change log) that fits in memory is not the whole history: the rows it deleted are gone.
+    // Its floor is then just below its oldest row, so an older cursor goes to readPage and gets history-gone instead
+    // of being served from memory with a silent gap.
+    const wholeTable = !cut && rows.length < this.bounds.rows && !this.options.trimmed;
     const floor = rows.length === 0 ? lastId : wholeTable ? -Infinity : this.idOf(rows[0]) - 1;
     return { events: this.encodeAll(rows), lastId, floor };
   }

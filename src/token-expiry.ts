@@ -1,4 +1,5 @@
 import type { Client } from './client.js';
+import { CLOCK_TOLERANCE_SECONDS } from './token-verifier.js';
 
 /**
  * Ends streams whose signed token expires, with one timer for all of them (armed for the earliest expiry), not a
@@ -42,7 +43,9 @@ export class TokenExpiry {
     for (const [client, at] of this.expiries) {
       if (at <= now) {
         this.expiries.delete(client);
-        client.sendControl('token-expired', { exp: Math.floor(at / 1000) });
+        // `at` is when the token stops verifying: its `exp` plus the clock tolerance. The event tells the token's
+        // own `exp` (docs/access.md), which a client can compare with the tokens it holds.
+        client.sendControl('token-expired', { exp: Math.floor(at / 1000) - CLOCK_TOLERANCE_SECONDS });
         client.close('token-expired');
       } else if (at < next) {
         next = at;

@@ -14,6 +14,8 @@ export class LiveFixture {
   readonly directory: string;
   readonly db: string;
   private current: ServerProcess | undefined;
+  /** Servers started with `startAnother`, stopped at the end too. */
+  private readonly others: ServerProcess[] = [];
   private readonly recorders: WsRecorder[] = [];
   private readonly streams: SseStream[] = [];
 
@@ -37,6 +39,16 @@ export class LiveFixture {
     return this.current;
   }
 
+  /**
+   * Start one more server over the same database (`--db` is added), e.g. one with a tiny `--history-rows` whose
+   * replays come from the database; `sse`/`ws` reach it with their `on` argument. Stopped by `run` as well.
+   */
+  async startAnother(args: string[] = []): Promise<ServerProcess> {
+    const server = await startServer(['--db', this.db, ...args]);
+    this.others.push(server);
+    return server;
+  }
+
   get server(): ServerProcess {
     if (!this.current) throw new Error('server not started');
     return this.current;
@@ -51,15 +63,15 @@ export class LiveFixture {
   }
 
   /** A WebSocket client on `pathAndQuery` (default `/ws`), closed at the end. */
-  ws(pathAndQuery = '/ws', options: WsRecorderOptions = {}): WsRecorder {
-    const recorder = new WsRecorder(`ws://127.0.0.1:${this.server.port}${pathAndQuery}`, options);
+  ws(pathAndQuery = '/ws', options: WsRecorderOptions = {}, on: ServerProcess = this.server): WsRecorder {
+    const recorder = new WsRecorder(`ws://127.0.0.1:${on.port}${pathAndQuery}`, options);
     this.recorders.push(recorder);
     return recorder;
   }
 
-  /** A raw SSE client on `pathAndQuery` (default `/events`), closed at the end. */
-  sse(pathAndQuery = '/events', headers: Record<string, string> = {}): SseStream {
-    const stream = new SseStream(this.server.url + pathAndQuery, headers);
+  /** A raw SSE client on `pathAndQuery` (default `/events`), closed at the end; `keepRaw` keeps the bytes in `raw`. */
+  sse(pathAndQuery = '/events', headers: Record<string, string> = {}, on: ServerProcess = this.server, keepRaw = false): SseStream {
+    const stream = new SseStream(on.url + pathAndQuery, headers, keepRaw);
     this.streams.push(stream);
     return stream;
   }
@@ -84,6 +96,7 @@ export class LiveFixture {
     for (const recorder of this.recorders.splice(0)) recorder.terminate();
     for (const stream of this.streams.splice(0)) stream.close();
     try {
+      for (const server of this.others.splice(0)) await server.stop('SIGKILL');
       await this.current?.stop('SIGKILL');
     } finally {
       removeDirectory(this.directory);

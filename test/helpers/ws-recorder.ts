@@ -8,6 +8,8 @@ export interface WsMessage {
   type: string;
   id: number;
   row?: Record<string, unknown>;
+  /** A change-stream message (`type: 'change'`, with `--changes`): op, table, pk, row, old, move. */
+  change?: Record<string, unknown>;
   reason?: string;
   lastEventId?: number;
   lastId?: number;
@@ -96,6 +98,11 @@ export class WsRecorder {
 
   rows(): WsMessage[] {
     return this.messages.filter((message) => message.type === 'row');
+  }
+
+  /** The change messages of the change stream (`--changes`), in arrival order. */
+  changes(): WsMessage[] {
+    return this.messages.filter((message) => message.type === 'change');
   }
 
   /** Ids of the row messages, in arrival order. */
