@@ -1,0 +1,363 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cleanUpEverything } from './helpers/cleanup.js';
+import { pythonInsert } from './helpers/database.js';
+import { health, insertRows, startEdgeCluster, withoutComments, type EdgeCluster } from './helpers/edge-cluster.js';
+import { tableRows } from './helpers/integration.js';
+import { runCli, type ServerProcess } from './helpers/server-process.js';
+import { range, ResumingSseReader, SseStream } from './helpers/sse-stream.js';
+import { waitFor, withTimeout } from './helpers/wait.js';
+import { ResumingWsReader, WsRecorder } from './helpers/ws-recorder.js';
+
+/**
+ * Issue 12 played as a user plays it: a redis-server, an origin `--db D --redis URL` and edges
+ * `--edge URL --table messages [--origin URL]`, each a process of its own, writers in other processes, and real SSE
+ * and WebSocket clients that reconnect with their cursor wherever the test sends them.
+ */
+
+/** Everything a test opened, closed after it whatever happened. */
+const opened: { close(): void }[] = [];
+
+function sse(server: ServerProcess, cursor?: number, keepRaw = false): ResumingSseReader {
+  const reader = new ResumingSseReader(server.url, cursor, keepRaw);
+  opened.push(reader);
+  return reader;
+}
+
+/** Opens `/ws` connections on `server` (the function a ResumingWsReader reconnects through). */
+function wsOn(server: ServerProcess): (pathAndQuery: string) => WsRecorder {
+  const base = server.url.replace(/^http/, 'ws');
+  return (pathAndQuery) => new WsRecorder(base + pathAndQuery);
+}
+
+function ws(server: ServerProcess, cursor = 0): ResumingWsReader {
+  const reader = new ResumingWsReader(wsOn(server), cursor);
+  opened.push({ close: () => reader.stop() });
+  return reader;
+}
+
+type Reader = ResumingSseReader | ResumingWsReader;
+
+/** Waits until every reader has `count` rows (or more: the assertion that follows says what is wrong). */
+async function allHave(readers: Reader[], count: number, timeoutMs = 30000): Promise<void> {
+  for (const reader of readers) await reader.waitForRows(count, timeoutMs);
+}
+
+function assertExactlyOnce(readers: Reader[], expected: number[], what: string): void {
+  readers.forEach((reader, i) => assert.equal(reader.ids(), expected, `${what}: reader ${i} (${reader instanceof ResumingSseReader ? 'SSE' : 'WebSocket'})`));
+}
+
+/** The raw text of every connection of an SSE reader, heartbeats taken out. */
+function sseBytes(reader: ResumingSseReader): string {
+  return reader.connections.map((stream) => withoutComments(stream.raw)).join('');
+}
+
+async function withCluster(options: Parameters<typeof startEdgeCluster>[0], body: (cluster: EdgeCluster) => Promise<void>): Promise<void> {
+  const cluster = await startEdgeCluster(options);
+  try {
+    await body(cluster);
+  } finally {
+    for (const reader of opened.splice(0)) reader.close();
+    await cluster.dispose();
+  }
+}
+
+/** Every edge has followed the stream up to `lastId`. */
+async function edgesAt(cluster: EdgeCluster, lastId: number, timeoutMs = 15000): Promise<void> {
+  for (const edge of cluster.edges) {
+    await waitFor(`edge ${edge.url} at id ${lastId}`, async () => (await health(edge.url)).lastId === lastId, timeoutMs, 50);
+  }
+}
+
+test.after(() => cleanUpEverything());
+
+test('one origin, three edges, a dozen SSE and WebSocket clients, three writers: every client gets every row once, in order, and every edge sends the origin\'s bytes', async () => {
+  // Small rings on the edges, so the clients that join late are caught up with XRANGE, not only from memory.
+  await withCluster({ edges: 3, preRows: 40, edgeArgs: ['--history-rows', '100'] }, async (cluster) => {
+    await edgesAt(cluster, 40);
+    const fromOrigin = sse(cluster.origin, 0, true);
+    const originWs = ws(cluster.origin, 0);
+    const early: Reader[] = [];
+    const edgeSse: ResumingSseReader[] = [];
+    const edgeWs: ResumingWsReader[] = [];
+    for (const edge of cluster.edges) {
+      const bytes = sse(edge, 0, true);
+      edgeSse.push(bytes);
+      const socket = ws(edge, 0);
+      edgeWs.push(socket);
+      early.push(bytes, sse(edge, 0), socket);
+    }
+    const writers = [
+      pythonInsert(cluster.db, 200, { perCommit: 1, delayMs: 2, prefix: 'a' }),
+      pythonInsert(cluster.db, 200, { perCommit: 5, delayMs: 5, prefix: 'b' }),
+      pythonInsert(cluster.db, 200, { perCommit: 20, delayMs: 20, prefix: 'c' }),
+    ];
+    // Three more clients join mid-stream from the start, one per edge, while the writers write.
+    await waitFor('the writers under way', async () => ((await health(cluster.origin.url)).lastId as number) > 240, 30000, 20);
+    const late: Reader[] = [sse(cluster.edges[0], 0), ws(cluster.edges[1], 0), sse(cluster.edges[2], 0)];
+    await withTimeout(Promise.all(writers), 60000, 'the writers');
+
+    const rows = tableRows(cluster.db);
+    assert.is(rows.length, 640);
+    const everyone = [fromOrigin, originWs, ...early, ...late];
+    assert.is(everyone.length - 2, 12, 'a dozen clients on the edges');
+    await allHave(everyone, 640);
+    assertExactlyOnce(everyone, range(1, 640), 'every row once, in order');
+    for (const reader of [...edgeSse, late[0] as ResumingSseReader]) {
+      assert.equal(reader.events().map((event) => JSON.parse(event.data)), rows, 'the rows as the table holds them');
+    }
+    const originBytes = sseBytes(fromOrigin);
+    assert.ok(originBytes.startsWith('retry: 2000\n\nid: 1\ndata: {"id":1,"message":"pre-1"}\n\n'), originBytes.slice(0, 80));
+    edgeSse.forEach((reader, i) => assert.is(sseBytes(reader), originBytes, `edge ${i}: the origin's SSE bytes`));
+    const originFrames = originWs.connections.flatMap((connection) => connection.raw);
+    edgeWs.forEach((reader, i) => assert.equal(reader.connections.flatMap((connection) => connection.raw), originFrames, `edge ${i}: the origin's WebSocket frames`));
+  });
+});
+
+test('a client moved to another edge mid-stream with its Last-Event-ID gets every later row exactly once', async () => {
+  await withCluster({ edges: 3 }, async (cluster) => {
+    const [a, b, c] = cluster.edges;
+    const hopper = sse(a, 0);
+    const socket = ws(a, 0);
+    const writer = pythonInsert(cluster.db, 600, { perCommit: 1, delayMs: 3, prefix: 'hop' });
+    // Each hop lands at a row the writer has just committed: the new edge may be a little behind or ahead of the old.
+    for (const [next, after] of [[b, 100], [c, 250], [a, 400], [c, 500]] as const) {
+      await hopper.waitForRows(after, 30000);
+      hopper.moveTo(next.url);
+      await socket.waitForRows(after, 30000);
+      socket.moveTo(wsOn(next));
+    }
+    await withTimeout(writer, 60000, 'the writer');
+    await allHave([hopper, socket], 600);
+    assert.is(hopper.connections.length, 5);
+    assert.is(socket.connections.length, 5);
+    assertExactlyOnce([hopper, socket], range(1, 600), 'across five connections on three edges');
+    assert.equal(hopper.events().filter((event) => event.event !== 'message'), [], 'no reset on the way');
+  });
+});
+
+test('an edge killed with SIGKILL and started again: its clients reconnect with their cursor and resume exactly', async () => {
+  await withCluster({ edges: 2 }, async (cluster) => {
+    const readers: Reader[] = [sse(cluster.edges[0], 0), ws(cluster.edges[0], 0), sse(cluster.edges[0])];
+    const bystander = sse(cluster.edges[1], 0);
+    const writer = pythonInsert(cluster.db, 500, { perCommit: 2, delayMs: 4, prefix: 'k' });
+    await readers[0].waitForRows(100, 30000);
+    await cluster.edges[0].stop('SIGKILL');
+    await waitFor('the SSE streams ended', () => readers.every((reader) => !(reader instanceof ResumingSseReader) || reader.current.ended), 5000);
+    await (readers[1] as ResumingWsReader).current.waitForClose();
+    // The writer goes on while the edge is down; it comes back on its port and its clients reconnect there.
+    await waitFor('more rows committed while the edge is down', async () => ((await health(cluster.origin.url)).lastId as number) > 250, 30000, 20);
+    const edge = await cluster.restartEdge(0);
+    assert.match(edge.output(), /listening on http:\/\/127\.0\.0\.1:\d+ \(edge of redis:\/\/127\.0\.0\.1:\d+, stream sqlite-sse:messages, last id \d+\)/);
+    (readers[0] as ResumingSseReader).moveTo(edge.url);
+    (readers[1] as ResumingWsReader).moveTo(wsOn(edge));
+    (readers[2] as ResumingSseReader).moveTo(edge.url);
+    await withTimeout(writer, 60000, 'the writer');
+    await allHave([readers[0], readers[1], bystander], 500);
+    assertExactlyOnce([readers[0], readers[1], bystander], range(1, 500), 'across the kill');
+    // The client that started without a cursor got the newest rows then live ones, and never a row twice.
+    await waitFor('the client without a cursor at row 500', () => readers[2].ids().at(-1) === 500, 30000);
+    assert.equal(readers[2].ids(), range(readers[2].ids()[0], 500), 'the client without a cursor: no gap, no duplicate');
+  });
+});
+
+test('Redis killed and restarted with its append-only file while rows flow: no row lost, none twice, at edge and origin clients', async () => {
+  await withCluster({ edges: 2, appendonly: true }, async (cluster) => {
+    const readers: Reader[] = [sse(cluster.edges[0], 0), ws(cluster.edges[1], 0), sse(cluster.edges[1], 0), sse(cluster.origin, 0)];
+    const writer = pythonInsert(cluster.db, 500, { perCommit: 1, delayMs: 4, prefix: 'aof' });
+    await readers[0].waitForRows(120, 30000);
+    await cluster.redis.kill();
+    await waitFor('rows committed while Redis is down', async () => ((await health(cluster.origin.url)).lastId as number) > 250, 30000, 20);
+    await cluster.redis.restart();
+    await withTimeout(writer, 60000, 'the writer');
+    await allHave(readers, 500);
+    assertExactlyOnce(readers, range(1, 500), 'across the Redis restart');
+    const entries = await cluster.redis.client().xrange('sqlite-sse:messages', '-', '+');
+    assert.equal(entries.map(([id]) => id), range(1, 500).map((id) => `${id}-0`), 'the stream holds every row once, with its id');
+  });
+});
+
+test('Redis restarted empty: the origin publishes the rows again with the same ids and the edges fill the gap, with no reset', async () => {
+  await withCluster({ edges: 2, appendonly: false }, async (cluster) => {
+    const readers: Reader[] = [sse(cluster.edges[0], 0, true), ws(cluster.edges[1], 0), sse(cluster.edges[1], 0, true)];
+    const writer = pythonInsert(cluster.db, 400, { perCommit: 1, delayMs: 4, prefix: 'empty' });
+    await readers[0].waitForRows(100, 30000);
+    await cluster.redis.restart({ empty: true });
+    await withTimeout(writer, 60000, 'the writer');
+    await allHave(readers, 400);
+    assertExactlyOnce(readers, range(1, 400), 'across the loss of every entry');
+    for (const reader of [readers[0], readers[2]] as ResumingSseReader[]) {
+      assert.equal(reader.events().filter((event) => event.event !== 'message'), [], 'no reset');
+    }
+    const fromOrigin = sse(cluster.origin, 0, true);
+    await fromOrigin.waitForRows(400);
+    assert.is(sseBytes(readers[0] as ResumingSseReader), sseBytes(fromOrigin), 'the origin\'s bytes, the re-published rows too');
+    assert.is((await cluster.redis.client().xlen('sqlite-sse:messages')), 400, 'the stream was filled again');
+  });
+});
+
+test('the origin killed with SIGKILL and restarted: it continues after the stream\'s top, and no client gets a row twice', async () => {
+  await withCluster({ edges: 2 }, async (cluster) => {
+    const onEdges: Reader[] = [sse(cluster.edges[0], 0), ws(cluster.edges[0], 0), sse(cluster.edges[1], 0)];
+    const onOrigin = sse(cluster.origin, 0);
+    const originSocket = ws(cluster.origin, 0);
+    const writer = pythonInsert(cluster.db, 500, { perCommit: 1, delayMs: 4, prefix: 'o' });
+    await onEdges[0].waitForRows(100, 30000);
+    await cluster.origin.stop('SIGKILL');
+    // The writers do not need the origin: rows keep coming into the database while it is down.
+    await waitFor('rows committed while the origin is down', () => tableRows(cluster.db).length > 250, 30000, 50);
+    const origin = await cluster.restartOrigin();
+    onOrigin.moveTo(origin.url);
+    originSocket.moveTo(wsOn(origin));
+    await withTimeout(writer, 60000, 'the writer');
+    const readers = [...onEdges, onOrigin, originSocket];
+    await allHave(readers, 500);
+    assertExactlyOnce(readers, range(1, 500), 'across the origin\'s restart');
+    const entries = await cluster.redis.client().xrange('sqlite-sse:messages', '-', '+');
+    assert.equal(entries.map(([id]) => id), range(1, 500).map((id) => `${id}-0`), 'the stream holds every row once');
+  });
+});
+
+test('Redis unreachable: origin and edges keep their clients\' streams open with heartbeats, /healthz says redis down, and everyone catches up when it is back', async () => {
+  await withCluster({ edges: 2, appendonly: true }, async (cluster) => {
+    insertRows(cluster.db, 20, 'before');
+    const edgeSse = sse(cluster.edges[0], 0);
+    const edgeWs = ws(cluster.edges[1], 0);
+    const originSse = sse(cluster.origin, 0);
+    const readers: Reader[] = [edgeSse, edgeWs, originSse];
+    await allHave(readers, 20);
+
+    await cluster.redis.stop();
+    const edgeHealth = await waitFor('the edge to say redis is down', async () => {
+      const figures = await health(cluster.edges[0].url);
+      return figures.redis === 'down' ? figures : undefined;
+    }, 15000, 50);
+    assert.is(edgeHealth!.ok, false);
+    assert.type(edgeHealth!.lagRows, 'number');
+    await waitFor('the other edge to say redis is down', async () => (await health(cluster.edges[1].url)).redis === 'down', 15000, 50);
+    insertRows(cluster.db, 30, 'during');
+    await waitFor('the origin to say redis is down', async () => (await health(cluster.origin.url)).redis === 'down', 15000, 50);
+    // The origin's own clients are served from the database as ever.
+    await originSse.waitForRows(50);
+    // Heartbeats go on: the streams are open, not left to die.
+    const comments = edgeSse.current.comments;
+    await waitFor('heartbeats on the edge while Redis is down', () => edgeSse.current.comments >= comments + 3, 5000, 20);
+    assert.is(edgeSse.current.ended, false);
+    assert.is(edgeWs.current.closed, false, edgeWs.current.describe());
+    assert.is(edgeSse.ids().length, 20, 'the edge cannot have the rows Redis never got');
+
+    await cluster.redis.restart();
+    await allHave(readers, 50);
+    assertExactlyOnce(readers, range(1, 50), 'after Redis came back');
+    for (const server of [cluster.origin, ...cluster.edges]) {
+      await waitFor(`${server.url} to say redis ok`, async () => (await health(server.url)).redis === 'ok', 15000, 50);
+      const lines = server.output().split('\n');
+      assert.is(lines.filter((line) => /redis .* is unreachable/.test(line)).length, 1, `said once in the log of ${server.url}:\n${server.output()}`);
+      assert.ok(lines.some((line) => /redis .* is back/.test(line)), `said in the log that it is back:\n${server.output()}`);
+    }
+    for (const edge of cluster.edges) {
+      await waitFor(`${edge.url} caught up`, async () => (await health(edge.url)).lagRows === 0, 15000, 50);
+    }
+    assert.equal(edgeSse.events().filter((event) => event.event !== 'message'), [], 'no reset');
+  });
+});
+
+test('a cursor older than the trimmed stream: served from the origin\'s /history with --origin, a history-gone reset without', async () => {
+  await withCluster(
+    { edges: 2, preRows: 300, originArgs: ['--redis-maxlen', '50'], edgeArgs: (origin, i) => (i === 0 ? ['--origin', origin] : []) },
+    async (cluster) => {
+      const [withOrigin, alone] = cluster.edges;
+      await edgesAt(cluster, 300);
+      const fromOrigin = sse(cluster.origin, 0, true);
+      const viaOrigin = sse(withOrigin, 0, true);
+      const viaOriginWs = ws(withOrigin, 100);
+      const reset = sse(alone, 0, true);
+      const resetWs = ws(alone, 100);
+      await allHave([fromOrigin, viaOrigin], 300);
+      await viaOriginWs.waitForRows(200);
+      await reset.waitForRows(50);
+      await resetWs.current.waitForRows(50);
+
+      assert.equal(viaOrigin.ids(), range(1, 300));
+      assert.is(sseBytes(viaOrigin), sseBytes(fromOrigin), 'the older rows from the origin, byte for byte');
+      assert.equal(viaOriginWs.ids(), range(101, 300));
+
+      const first = reset.events()[0];
+      assert.is(first.event, 'reset');
+      const fields = JSON.parse(first.data) as { reason: string; lastEventId: number; oldestSeq: number };
+      assert.is(fields.reason, 'history-gone');
+      assert.is(fields.lastEventId, 0);
+      assert.is(first.id, String(fields.oldestSeq - 1), 'the reset carries the id to resume from');
+      assert.ok(fields.oldestSeq > 1 && fields.oldestSeq <= 251, `oldestSeq ${fields.oldestSeq}: the stream keeps at least the newest 50`);
+      assert.equal(reset.ids(), range(fields.oldestSeq, 300), 'then every row the stream holds, never a silent gap');
+      const wsReset = resetWs.current.messages[0];
+      assert.equal({ type: wsReset.type, reason: wsReset.reason, lastEventId: wsReset.lastEventId }, { type: 'reset', reason: 'history-gone', lastEventId: 100 });
+      assert.equal(resetWs.ids(), range(fields.oldestSeq, 300));
+
+      // Live rows go on arriving after the older ones, and trimming while they flow changes nothing.
+      const writer = pythonInsert(cluster.db, 300, { perCommit: 3, delayMs: 2, prefix: 'live' });
+      await withTimeout(writer, 60000, 'the writer');
+      await allHave([fromOrigin, viaOrigin], 600);
+      await reset.waitForRows(600 - fields.oldestSeq + 1);
+      assert.equal(viaOrigin.ids(), range(1, 600));
+      assert.equal(reset.ids(), range(fields.oldestSeq, 600));
+      const length = await cluster.redis.client().xlen('sqlite-sse:messages');
+      assert.ok(length < 600, `the stream was trimmed (${length} entries)`);
+      const late = sse(alone, 10);
+      await waitFor('a reset for a late client too', () => late.events().length > 0, 10000);
+      assert.is(late.events()[0].event, 'reset');
+    },
+  );
+});
+
+test('/healthz on origin and edge, and filters on an edge refused with one clean 400 line', async () => {
+  await withCluster({ edges: 1, preRows: 5 }, async (cluster) => {
+    const [edge] = cluster.edges;
+    await edgesAt(cluster, 5);
+    const origin = await health(cluster.origin.url);
+    assert.is(origin.redis, 'ok');
+    assert.is(origin.ok, true);
+    assert.is(origin.lastId, 5);
+    const figures = await health(edge.url);
+    assert.is(figures.redis, 'ok');
+    assert.is(figures.ok, true);
+    assert.is(figures.lagRows, 0);
+    assert.is(figures.lastId, 5);
+    assert.match(edge.output(), new RegExp(`^listening on ${edge.url} \\(edge of ${cluster.redis.url}, stream sqlite-sse:messages, last id 5\\)$`, 'm'));
+
+    const refused = await fetch(`${edge.url}/events?message=eq.pre-1`);
+    assert.is(refused.status, 400);
+    const body = await refused.text();
+    assert.is(body, 'filters are not available on an edge: it has no database to check columns against (filter on the origin)\n');
+    const socket = new WsRecorder(`${edge.url.replace(/^http/, 'ws')}/ws?select=id`);
+    opened.push({ close: () => socket.terminate() });
+    const refusal = await socket.waitForRefusal();
+    assert.is(refusal.status, 400);
+    assert.match(refusal.body, /^filters are not available on an edge/);
+    // The history endpoint is the origin's: an edge has none.
+    assert.is((await fetch(`${edge.url}/history?after=0`)).status, 404);
+    const page = await fetch(`${cluster.origin.url}/history?after=2&upTo=4`);
+    assert.is(page.status, 200);
+    assert.equal(await page.json(), {
+      events: [3, 4].map((id) => ({ id, k: 'row', d: JSON.stringify({ id, message: `pre-${id}` }) })),
+      end: 4,
+    });
+  });
+});
+
+test('flags that do not go together fail at once with one line', async () => {
+  const cases: [string[], string][] = [
+    [['--edge', 'redis://127.0.0.1:6379', '--redis', 'redis://127.0.0.1:6379'], 'error: --edge and --redis go alone: an edge reads the stream an origin (started with --redis) publishes'],
+    [['--origin', 'http://127.0.0.1:8000'], 'error: --origin goes with --edge'],
+    [['--edge', 'http://127.0.0.1:6379'], 'error: --edge expects a Redis URL like redis://127.0.0.1:6379, got "http://127.0.0.1:6379"'],
+    [['--edge', 'redis://127.0.0.1:6379', '--table', 'a', '--table', 'b'], 'error: --edge serves one stream: pass one --table (or --changes)'],
+  ];
+  for (const [args, line] of cases) {
+    const { code, stdout, stderr } = await runCli(args);
+    assert.is(code, 1, args.join(' '));
+    assert.is(stdout, '');
+    assert.is(stderr, line + '\n', args.join(' '));
+  }
+});
+
+test.run();
