@@ -262,6 +262,35 @@ test('Redis unreachable: origin and edges keep their clients\' streams open with
   });
 });
 
+test('an edge started while Redis is down serves at once, says so, and fills its ring when Redis answers: clients with and without a cursor get every row once', async () => {
+  await withCluster({ edges: 0, preRows: 30, appendonly: true }, async (cluster) => {
+    await waitFor('the rows in the stream', async () => (await cluster.redis.client().xlen('sqlite-sse:messages')) === 30, 15000, 50);
+    await cluster.redis.stop();
+    const edge = await cluster.addEdge();
+    assert.match(edge.output(), /listening on .* \(edge of redis:\/\/127\.0\.0\.1:\d+, stream sqlite-sse:messages, last id 0\)/);
+    const figures = await health(edge.url);
+    assert.equal({ redis: figures.redis, ok: figures.ok, lastId: figures.lastId }, { redis: 'down', ok: false, lastId: 0 });
+    const readers: Reader[] = [sse(edge, 10), ws(edge, 10), sse(edge, 0)];
+    const noCursor = sse(edge);
+    insertRows(cluster.db, 20, 'meanwhile');
+    const comments = (readers[0] as ResumingSseReader).current.comments;
+    await waitFor('heartbeats while Redis is down', () => (readers[0] as ResumingSseReader).current.comments >= comments + 3, 5000, 20);
+
+    await cluster.redis.restart();
+    await readers[0].waitForRows(40, 30000);
+    await readers[1].waitForRows(40, 30000);
+    await readers[2].waitForRows(50, 30000);
+    assertExactlyOnce(readers.slice(0, 2), range(11, 50), 'after cursor 10');
+    assertExactlyOnce(readers.slice(2), range(1, 50), 'after cursor 0');
+    await waitFor('the client without a cursor at row 50', () => noCursor.ids().at(-1) === 50, 15000);
+    assert.equal(noCursor.ids(), range(noCursor.ids()[0], 50), 'the client without a cursor: no gap, no duplicate');
+    for (const reader of [readers[0], readers[2], noCursor] as ResumingSseReader[]) {
+      assert.equal(reader.events().filter((event) => event.event !== 'message'), [], 'no reset');
+    }
+    await waitFor('the edge to say redis ok', async () => (await health(edge.url)).redis === 'ok', 15000, 50);
+  });
+});
+
 test('a cursor older than the trimmed stream: served from the origin\'s /history with --origin, a history-gone reset without', async () => {
   await withCluster(
     { edges: 2, preRows: 300, originArgs: ['--redis-maxlen', '50'], edgeArgs: (origin, i) => (i === 0 ? ['--origin', origin] : []) },
@@ -311,7 +340,7 @@ test('a cursor older than the trimmed stream: served from the origin\'s /history
 });
 
 test('/healthz on origin and edge, and filters on an edge refused with one clean 400 line', async () => {
-  await withCluster({ edges: 1, preRows: 5 }, async (cluster) => {
+  await withCluster({ edges: 1, preRows: 5, edgeArgs: ['--metrics'] }, async (cluster) => {
     const [edge] = cluster.edges;
     await edgesAt(cluster, 5);
     const origin = await health(cluster.origin.url);
@@ -334,6 +363,13 @@ test('/healthz on origin and edge, and filters on an edge refused with one clean
     const refusal = await socket.waitForRefusal();
     assert.is(refusal.status, 400);
     assert.match(refusal.body, /^filters are not available on an edge/);
+    // A cursor beyond the stream's top (a client from another deployment) is told where the stream ends.
+    const ahead = sse(edge, 999);
+    await waitFor('the cursor-ahead reset', () => ahead.events().length > 0, 10000);
+    assert.equal(ahead.events()[0], { id: '5', event: 'reset', data: JSON.stringify({ reason: 'cursor-ahead', lastEventId: 999, lastId: 5 }) });
+    const metrics = await fetch(`${edge.url}/metrics`);
+    assert.is(metrics.status, 200);
+    assert.match(await metrics.text(), /^# HELP /m);
     // The history endpoint is the origin's: an edge has none.
     assert.is((await fetch(`${edge.url}/history?after=0`)).status, 404);
     const page = await fetch(`${cluster.origin.url}/history?after=2&upTo=4`);
