@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cleanUpEverything } from './helpers/cleanup.js';
-import { pythonInsert } from './helpers/database.js';
+import { python, pythonInsert, sqlite } from './helpers/database.js';
 import { health, insertRows, startEdgeCluster, withoutComments, type EdgeCluster } from './helpers/edge-cluster.js';
 import { tableRows } from './helpers/integration.js';
 import { runCli, type ServerProcess } from './helpers/server-process.js';
@@ -378,6 +378,57 @@ test('/healthz on origin and edge, and filters on an edge refused with one clean
       events: [3, 4].map((id) => ({ id, k: 'row', d: JSON.stringify({ id, message: `pre-${id}` }) })),
       end: 4,
     });
+  });
+});
+
+test('change mode through an edge: inserts, updates and deletes arrive with the origin\'s bytes; snapshot=1 there is refused with one line', async () => {
+  const track = async (db: string) => {
+    const result = await runCli(['track', '--db', db, '--table', 'messages']);
+    assert.is(result.code, 0, result.stderr);
+  };
+  await withCluster({ edges: 2, setup: track, preRows: 10, originArgs: ['--changes'], edgeArgs: ['--changes'] }, async (cluster) => {
+    await edgesAt(cluster, 10);
+    assert.match(cluster.edges[0].output(), /\(edge of redis:\/\/127\.0\.0\.1:\d+, stream sqlite-sse:changes, last id 10\)/);
+    const fromOrigin = sse(cluster.origin, 0, true);
+    const onEdges = cluster.edges.map((edge) => sse(edge, 0, true));
+    const socket = ws(cluster.edges[1], 0);
+    await python(
+      cluster.db,
+      `
+con = sqlite3.connect(db, isolation_level=None)
+for i in range(40):
+    con.execute("BEGIN IMMEDIATE")
+    con.execute("INSERT INTO messages(message) VALUES (?)", ("c-%d" % i,))
+    con.execute("UPDATE messages SET message = message || '!' WHERE id = last_insert_rowid()")
+    if i % 4 == 0: con.execute("DELETE FROM messages WHERE id = (SELECT MIN(id) FROM messages)")
+    con.execute("COMMIT")
+`,
+    );
+    const total = 10 + 40 + 40 + 10;
+    await allHave([fromOrigin, ...onEdges], total);
+    assertExactlyOnce([fromOrigin, ...onEdges], range(1, total), 'every change once, in order');
+    // WebSocket messages of the change stream are {"type":"change","id":N,"change":{...}}.
+    const changeIds = () => socket.current.messages.filter((message) => message.type === 'change').map((message) => message.id);
+    await waitFor(`${total} changes over WebSocket (have ${changeIds().length})`, () => changeIds().length >= total, 30000);
+    assert.equal(changeIds(), range(1, total), 'every change once, in order, over WebSocket');
+    const ops = fromOrigin.events().map((event) => (JSON.parse(event.data) as { op: string }).op);
+    assert.equal([...new Set(ops)].sort(), ['delete', 'insert', 'update']);
+    onEdges.forEach((reader, i) => assert.is(sseBytes(reader), sseBytes(fromOrigin), `edge ${i}: the origin's bytes`));
+
+    const snapshot = await fetch(`${cluster.edges[0].url}/events?snapshot=1`);
+    assert.is(snapshot.status, 400);
+    const line = await snapshot.text();
+    assert.match(line, /^snapshots are not available on an edge[^\n]*\n$/);
+    // What the line advises works: the snapshot from the origin, then the changes after it from an edge.
+    const snapshotStream = new SseStream(`${cluster.origin.url}/events?snapshot=1`);
+    opened.push(snapshotStream);
+    const end = (await waitFor('the origin\'s snapshot-end', () => snapshotStream.events.find((event) => event.event === 'snapshot-end'), 10000))!;
+    assert.is(end.id, String(total));
+    assert.is(snapshotStream.events.filter((event) => event.event === 'message').length, 40, 'the 40 rows the table holds');
+    const after = sse(cluster.edges[0], Number(end.id));
+    sqlite(cluster.db, "INSERT INTO messages(message) VALUES ('after the snapshot');");
+    await after.waitForRows(1);
+    assert.equal(after.ids(), [total + 1]);
   });
 });
 

@@ -34,6 +34,8 @@ export interface EdgeClusterOptions {
   originArgs?: string[];
   /** Flags after each edge's `--edge URL --table messages`; a function gets the origin's URL. */
   edgeArgs?: string[] | ((originUrl: string, index: number) => string[]);
+  /** Runs on the database before the origin starts (e.g. `sqlite-sse track`). */
+  setup?: (db: string) => Promise<unknown>;
   /** Redis with its append-only file (default), or with no persistence at all. */
   appendonly?: boolean;
 }
@@ -49,6 +51,7 @@ export async function startEdgeCluster(options: EdgeClusterOptions = {}): Promis
   const processes: ServerProcess[] = [];
   const track = (server: ServerProcess) => (processes.push(server), server);
   const db = createMessagesDatabase(directory);
+  await options.setup?.(db);
   if (options.preRows) insertRows(db, options.preRows, 'pre');
   const originPort = await freePort();
   const originArgs = ['--db', db, '--redis', redis.url, '--port', String(originPort), '--heartbeat', '0.2', ...(options.originArgs ?? [])];
