@@ -1,3 +1,4 @@
+import { SignJWT } from 'jose';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cleanUpEverything } from './helpers/cleanup.js';
@@ -339,6 +340,44 @@ test('a cursor older than the trimmed stream: served from the origin\'s /history
   );
 });
 
+test('the origin down while an edge client needs history older than the stream: the client waits with heartbeats, then gets every row once when the origin is back', async () => {
+  await withCluster({ edges: 1, preRows: 300, originArgs: ['--redis-maxlen', '50'], edgeArgs: (origin) => ['--origin', origin] }, async (cluster) => {
+    const [edge] = cluster.edges;
+    await edgesAt(cluster, 300);
+    await cluster.origin.stop('SIGKILL');
+    const waiting = sse(edge, 0);
+    const socket = ws(edge, 0);
+    const current = sse(edge, 280);
+    // Rows the stream holds still flow to the clients that need nothing older.
+    await current.waitForRows(20);
+    await waitFor('heartbeats while the origin is down', () => waiting.current.comments >= 3, 10000, 20);
+    assert.equal(waiting.events(), [], 'no row out of order, no reset: it waits');
+    assert.is(waiting.current.ended, false);
+    assert.is(socket.current.closed, false);
+    await cluster.restartOrigin();
+    await allHave([waiting, socket], 300, 30000);
+    assertExactlyOnce([waiting, socket], range(1, 300), 'once the origin is back');
+    assert.ok(/reading history older than the stream failed/.test(edge.output()), edge.output());
+  });
+});
+
+test('an access rule (--row-filter) on an edge never lets rows through unfiltered: a signed-in client is refused with one line', async () => {
+  const secret = 'a-shared-secret-of-32-bytes-long!';
+  await withCluster({ edges: 1, preRows: 5, edgeArgs: ['--jwt-secret', secret, '--row-filter', 'message=eq.{sub}'] }, async (cluster) => {
+    const [edge] = cluster.edges;
+    const token = await new SignJWT({ sub: 'pre-2' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+    const anonymous = await fetch(`${edge.url}/events?lastEventId=0`);
+    assert.is(anonymous.status, 401);
+    await anonymous.body?.cancel();
+    const signedIn = await fetch(`${edge.url}/events?lastEventId=0`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.is(signedIn.status, 400);
+    assert.is(await signedIn.text(), 'filters are not available on an edge: it has no database to check columns against (filter on the origin)\n');
+    const socket = new WsRecorder(`${edge.url.replace(/^http/, 'ws')}/ws?lastEventId=0`, { headers: { Authorization: `Bearer ${token}` } });
+    opened.push({ close: () => socket.terminate() });
+    assert.is((await socket.waitForRefusal()).status, 400);
+  });
+});
+
 test('/healthz on origin and edge, and filters on an edge refused with one clean 400 line', async () => {
   await withCluster({ edges: 1, preRows: 5, edgeArgs: ['--metrics'] }, async (cluster) => {
     const [edge] = cluster.edges;
@@ -378,6 +417,12 @@ test('/healthz on origin and edge, and filters on an edge refused with one clean
       events: [3, 4].map((id) => ({ id, k: 'row', d: JSON.stringify({ id, message: `pre-${id}` }) })),
       end: 4,
     });
+    // SIGTERM ends an edge (its blocking XREAD cut) and the origin cleanly, clients and all.
+    const client = sse(edge, 0);
+    await client.waitForRows(5);
+    assert.is(await edge.stop('SIGTERM', 5000), 0);
+    assert.is(await cluster.origin.stop('SIGTERM', 5000), 0);
+    await waitFor('the client\'s stream ended', () => client.current.ended, 5000);
   });
 });
 
