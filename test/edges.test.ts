@@ -197,6 +197,27 @@ test('Redis restarted empty: the origin publishes the rows again with the same i
   });
 });
 
+test('Redis restarted empty while the origin is down: an edge client resuming from before the edge\'s ring is not jumped past the lost rows, and gets them once the origin publishes them again', async () => {
+  const edgeArgs = (origin: string, i: number) => ['--history-rows', '20', ...(i === 1 ? ['--origin', origin] : [])];
+  await withCluster({ edges: 2, appendonly: false, edgeArgs }, async (cluster) => {
+    const [edge, withOrigin] = cluster.edges;
+    insertRows(cluster.db, 100, 'r');
+    await edgesAt(cluster, 100);
+    await cluster.origin.stop('SIGKILL');
+    await cluster.redis.restart({ empty: true });
+    // The edge still holds rows 81..100 in its ring; rows 11..80 are neither there nor in the stream now.
+    const resuming = sse(edge, 10);
+    const socket = ws(edge, 10);
+    // With --origin, the lost rows are read from the origin's /history (once it is back).
+    const viaOrigin = sse(withOrigin, 10);
+    await waitFor('heartbeats', () => resuming.current.comments >= 3 && viaOrigin.current.comments >= 3, 10000, 20);
+    await cluster.restartOrigin();
+    await allHave([resuming, socket, viaOrigin], 90, 30000);
+    assertExactlyOnce([resuming, socket, viaOrigin], range(11, 100), 'no silent jump to the ring');
+    assert.equal(resuming.events().filter((event) => event.event !== 'message'), [], 'no reset');
+  });
+});
+
 test('the origin killed with SIGKILL and restarted: it continues after the stream\'s top, and no client gets a row twice', async () => {
   await withCluster({ edges: 2 }, async (cluster) => {
     const onEdges: Reader[] = [sse(cluster.edges[0], 0), ws(cluster.edges[0], 0), sse(cluster.edges[1], 0)];
