@@ -138,7 +138,10 @@ function sourceFor(options: Readonly<ServerOptions>, name: string, logger: Logge
       eventName: options.event,
       log: logger,
       pageRows: options.pageRows,
-      olderHistory: options.origin ? originHistory(options.origin, options.event) : undefined,
+      // Fix (found by test/edges.test.ts): an origin started with --token guards /history (as /metrics), and the
+      // edge asked without it: every page was refused with 401 and clients with an older cursor waited forever. The
+      // edge sends its own --token, the deployment's shared secret.
+      olderHistory: options.origin ? originHistory(options.origin, options.event, options.token) : undefined,
     });
   }
   const source: Source = options.changes
