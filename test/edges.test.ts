@@ -382,6 +382,24 @@ test('the origin down while an edge client needs history older than the stream: 
   });
 });
 
+test('an origin guarded by --token: an edge started with the same --token reads older history from it; the client needs the token too', async () => {
+  const token = 'deployment-secret-1234';
+  await withCluster(
+    { edges: 1, preRows: 300, originArgs: ['--redis-maxlen', '50', '--token', token], edgeArgs: (origin) => ['--origin', origin, '--token', token] },
+    async (cluster) => {
+      const [edge] = cluster.edges;
+      await edgesAt(cluster, 300);
+      assert.is((await fetch(`${cluster.origin.url}/history?after=0`)).status, 401, "the origin's /history is guarded like /metrics");
+      assert.is((await fetch(`${edge.url}/events?lastEventId=0`)).status, 401);
+      const client = new SseStream(`${edge.url}/events?lastEventId=0`, { Authorization: `Bearer ${token}` });
+      opened.push(client);
+      await client.waitForRows(300, 30000);
+      assert.equal(client.ids(), range(1, 300));
+      assert.equal(client.events.filter((event) => event.event !== 'message'), []);
+    },
+  );
+});
+
 test('an access rule (--row-filter) on an edge never lets rows through unfiltered: a signed-in client is refused with one line', async () => {
   const secret = 'a-shared-secret-of-32-bytes-long!';
   await withCluster({ edges: 1, preRows: 5, edgeArgs: ['--jwt-secret', secret, '--row-filter', 'message=eq.{sub}'] }, async (cluster) => {
