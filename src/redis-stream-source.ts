@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { EncodedEvent } from './encoded-event.js';
 import type { Logger } from './logger.js';
-import { boundsOfInfo, entryId, eventOfEntry, idOfEntry, isNoSuchKey, type StreamBounds, type StreamEntry } from './redis-entry.js';
+import { boundsOfInfo, entryId, eventOfEntry, idOfEntry, isNoSuchKey, redactUrl, type StreamBounds, type StreamEntry } from './redis-entry.js';
 import type { HistoryBounds, PageResult, Source, SourceHealth, SourceHistory, SourceSink } from './source.js';
 
 /** Reads events a stream no longer holds (the origin's `/history`, see history-endpoint.ts). */
@@ -341,7 +341,9 @@ export class RedisStreamSource implements Source {
     if (this.state !== 'running') return;
     // A command that never came back: the connection is dead without knowing it (ioredis does not reconnect then).
     if (/timed out/i.test(error.message) && this.commands.status === 'ready') this.commands.disconnect(true);
-    if (this.status === 'ok') this.warn(`redis ${this.options.url} is unreachable (${error.message}): serving what the ring holds; following again when it is back`);
+    // Fix (found by test/edges.test.ts): the URL as given carries the password (redis://:PASSWORD@host); the start-up
+    // line hid it but these lines printed it. Logs get it redacted.
+    if (this.status === 'ok') this.warn(`redis ${redactUrl(this.options.url)} is unreachable (${error.message}): serving what the ring holds; following again when it is back`);
     this.status = 'down';
   }
 
@@ -349,7 +351,7 @@ export class RedisStreamSource implements Source {
     if (this.status === 'ok') return;
     this.status = 'ok';
     this.lastWarning = '';
-    this.options.log.info(`redis ${this.options.url} is back: following stream ${this.options.key} after id ${this.lastId}`);
+    this.options.log.info(`redis ${redactUrl(this.options.url)} is back: following stream ${this.options.key} after id ${this.lastId}`);
   }
 
   /** Warn once per distinct message. */

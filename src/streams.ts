@@ -6,6 +6,7 @@ import type { Logger } from './logger.js';
 import type { ServerOptions } from './options.js';
 import { originHistory } from './history-endpoint.js';
 import { PublishedSource } from './published-source.js';
+import { redactUrl } from './redis-entry.js';
 import { RedisStreamSource } from './redis-stream-source.js';
 import type { Source } from './source.js';
 import type { TableInfo } from './table-reader.js';
@@ -158,15 +159,4 @@ function unwrap(source: Source): Source {
 function tableSource(stream: Stream | undefined): TableSource | undefined {
   const source = stream && unwrap(stream.hub.source);
   return source instanceof TableSource ? source : undefined;
-}
-
-/** A Redis URL without its password, for logs. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.href.replace(/\/$/, '');
-  } catch {
-    return url;
-  }
 }
