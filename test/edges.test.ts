@@ -516,6 +516,25 @@ for i in range(40):
   });
 });
 
+test('a Redis password never reaches the logs: start-up line, unreachable and back lines of origin and edge', async () => {
+  const password = 'redis-pass-word-5678';
+  await withCluster({ edges: 1, preRows: 3, redisPassword: password }, async (cluster) => {
+    const [edge] = cluster.edges;
+    await edgesAt(cluster, 3);
+    await cluster.redis.stop();
+    await waitFor('both to say redis is down', async () => (await health(edge.url)).redis === 'down' && (await health(cluster.origin.url)).redis === 'down', 15000, 50);
+    await cluster.redis.restart();
+    insertRows(cluster.db, 2, 'back');
+    await edgesAt(cluster, 5);
+    await waitFor('the back lines', () => /is back/.test(edge.output()) && /is back/.test(cluster.origin.output()), 15000, 50);
+    assert.match(edge.output(), /listening on .* \(edge of redis:\/\/:\*\*\*@127\.0\.0\.1:\d+, stream sqlite-sse:messages, last id 3\)/);
+    for (const server of [cluster.origin, edge]) {
+      assert.ok(/redis redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ is unreachable/.test(server.output()), server.output());
+      assert.not.ok(server.output().includes(password), `the password is in the log:\n${server.output()}`);
+    }
+  });
+});
+
 test('flags that do not go together fail at once with one line', async () => {
   const cases: [string[], string][] = [
     [['--edge', 'redis://127.0.0.1:6379', '--redis', 'redis://127.0.0.1:6379'], 'error: --edge and --redis go alone: an edge reads the stream an origin (started with --redis) publishes'],

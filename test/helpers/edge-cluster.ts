@@ -38,6 +38,8 @@ export interface EdgeClusterOptions {
   setup?: (db: string) => Promise<unknown>;
   /** Redis with its append-only file (default), or with no persistence at all. */
   appendonly?: boolean;
+  /** Redis requires this password (it is in `redis.url`, which origin and edges are given). */
+  redisPassword?: string;
 }
 
 /** Insert `count` rows `prefix-N` in one transaction through the sqlite3 shell (a separate writer process). */
@@ -46,7 +48,7 @@ export function insertRows(db: string, count: number, prefix: string): void {
 }
 
 export async function startEdgeCluster(options: EdgeClusterOptions = {}): Promise<EdgeCluster> {
-  const redis = await startRedis({ appendonly: options.appendonly ?? true });
+  const redis = await startRedis({ appendonly: options.appendonly ?? true, password: options.redisPassword });
   const directory = tempDirectory();
   const processes: ServerProcess[] = [];
   const track = (server: ServerProcess) => (processes.push(server), server);
