@@ -6,6 +6,7 @@ import { python, pythonInsert, sqlite } from './helpers/database.js';
 import { health, insertRows, startEdgeCluster, withoutComments, type EdgeCluster } from './helpers/edge-cluster.js';
 import { tableRows } from './helpers/integration.js';
 import { runCli, type ServerProcess } from './helpers/server-process.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { range, ResumingSseReader, SseStream } from './helpers/sse-stream.js';
 import { waitFor, withTimeout } from './helpers/wait.js';
 import { ResumingWsReader, WsRecorder } from './helpers/ws-recorder.js';
@@ -134,6 +135,34 @@ test('a client moved to another edge mid-stream with its Last-Event-ID gets ever
     assert.is(socket.connections.length, 5);
     assertExactlyOnce([hopper, socket], range(1, 600), 'across five connections on three edges');
     assert.equal(hopper.events().filter((event) => event.event !== 'message'), [], 'no reset on the way');
+  });
+});
+
+test('an edge whose Redis connections go silent (a NAT forgot the flow): its watchdog replaces them, and a client that moved to it from an edge ahead gets every row once', async () => {
+  await withCluster({ edges: 1 }, async (cluster) => {
+    const proxy = await startTcpProxy(cluster.redis.port);
+    try {
+      const [ahead] = cluster.edges;
+      const silent = await cluster.addEdge([], `redis://127.0.0.1:${proxy.port}`);
+      const mover = sse(ahead, 0);
+      const socket = ws(ahead, 0);
+      const stays = sse(silent, 0);
+      insertRows(cluster.db, 50, 'before');
+      await allHave([mover, socket, stays], 50);
+      proxy.freezeOpenConnections();
+      insertRows(cluster.db, 50, 'frozen');
+      await allHave([mover, socket], 100);
+      // The silent edge is behind (at 50): the clients arrive with cursor 100, ahead of it.
+      mover.moveTo(silent.url);
+      socket.moveTo(wsOn(silent));
+      insertRows(cluster.db, 50, 'after');
+      await allHave([mover, socket, stays], 150, 40000);
+      assertExactlyOnce([mover, socket, stays], range(1, 150), 'through the silent connections');
+      assert.equal(mover.events().filter((event) => event.event !== 'message'), [], 'no reset');
+      assert.match(silent.output(), /a blocking read of sqlite-sse:messages got no answer in \d+ ms: its connection is replaced/);
+    } finally {
+      await proxy.close();
+    }
   });
 });
 

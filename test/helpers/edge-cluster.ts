@@ -20,8 +20,8 @@ export interface EdgeCluster {
   restartOrigin(): Promise<ServerProcess>;
   /** Start edge `index` again on its port with its flags. */
   restartEdge(index: number): Promise<ServerProcess>;
-  /** Start one more edge (its flags after the common ones); it joins `edges`. */
-  addEdge(extra?: string[]): Promise<ServerProcess>;
+  /** Start one more edge (its flags after the common ones), on Redis at `redisUrl` (a proxy in front of it); it joins `edges`. */
+  addEdge(extra?: string[], redisUrl?: string): Promise<ServerProcess>;
   /** Kill every process, stop Redis, remove the temp dirs. Safe in finally blocks, and more than once. */
   dispose(): Promise<void>;
 }
@@ -59,7 +59,8 @@ export async function startEdgeCluster(options: EdgeClusterOptions = {}): Promis
   const originArgs = ['--db', db, '--redis', redis.url, '--port', String(originPort), '--heartbeat', '0.2', ...(options.originArgs ?? [])];
   const edgePorts: number[] = [];
   const edgeArgs: string[][] = [];
-  const startEdge = (index: number) => startServer(['--edge', redis.url, '--table', 'messages', '--port', String(edgePorts[index]), '--heartbeat', '0.2', ...edgeArgs[index]]).then(track);
+  const edgeRedis: string[] = [];
+  const startEdge = (index: number) => startServer(['--edge', edgeRedis[index], '--table', 'messages', '--port', String(edgePorts[index]), '--heartbeat', '0.2', ...edgeArgs[index]]).then(track);
   const cluster: EdgeCluster = {
     redis,
     directory,
@@ -68,9 +69,10 @@ export async function startEdgeCluster(options: EdgeClusterOptions = {}): Promis
     edges: [],
     restartOrigin: async () => (cluster.origin = track(await startServer(originArgs))),
     restartEdge: async (index) => (cluster.edges[index] = await startEdge(index)),
-    addEdge: async (extra = []) => {
+    addEdge: async (extra = [], redisUrl = redis.url) => {
       edgePorts.push(await freePort());
       edgeArgs.push(extra);
+      edgeRedis.push(redisUrl);
       const edge = await startEdge(edgePorts.length - 1);
       cluster.edges.push(edge);
       return edge;
