@@ -88,12 +88,13 @@ function sendJson(request: IncomingMessage, response: ServerResponse, status: nu
  * The edge's client of the endpoint: one page of events `after < id <= upTo`, rebuilt byte for byte as the origin
  * framed them. A busy origin gives `{retryMs}`; a failed request rejects (the hub asks again).
  */
-export async function fetchHistoryPage(originUrl: string, after: number, upTo: number, limit: number, eventName?: string, timeoutMs = 10000): Promise<PageResult> {
+export async function fetchHistoryPage(originUrl: string, after: number, upTo: number, limit: number, eventName?: string, timeoutMs = 10000, token?: string): Promise<PageResult> {
   const url = new URL('history', originUrl.endsWith('/') ? originUrl : `${originUrl}/`);
   url.searchParams.set('after', String(after));
   if (Number.isFinite(upTo)) url.searchParams.set('upTo', String(upTo));
   url.searchParams.set('limit', String(limit));
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const headers: Record<string, string> = token === undefined ? {} : { Authorization: `Bearer ${token}` };
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers });
   if (response.status === 503) {
     await response.body?.cancel();
     return { retryMs: 1000 * (Number(response.headers.get('retry-after')) || 1) };
@@ -108,7 +109,10 @@ export async function fetchHistoryPage(originUrl: string, after: number, upTo: n
   return { events, end: body.end };
 }
 
-/** The `olderHistory` hook of RedisStreamSource, served by the origin at `originUrl`. */
-export function originHistory(originUrl: string, eventName?: string): OlderHistory {
-  return (after, upTo, maxEvents) => fetchHistoryPage(originUrl, after, upTo, maxEvents, eventName);
+/**
+ * The `olderHistory` hook of RedisStreamSource, served by the origin at `originUrl`. `token`: the shared `--token`,
+ * sent as a Bearer token, since the origin guards `/history` with it (with /metrics).
+ */
+export function originHistory(originUrl: string, eventName?: string, token?: string): OlderHistory {
+  return (after, upTo, maxEvents) => fetchHistoryPage(originUrl, after, upTo, maxEvents, eventName, undefined, token);
 }

@@ -275,6 +275,11 @@ export class Hub extends EventEmitter<HubEvents> {
   private attachAhead(client: Client, subscription: Subscription, cursor: number): void {
     const join = (storeHoldsCursor: boolean): void => {
       if (this.state !== 'running') return;
+      // Fix (found by test/edges.test.ts): the wait for a remote store's answer below set `reading`, and nothing
+      // cleared it. The client joined the live set with it still set, so once it was moved back to catching up (an
+      // edge refilling its ring when Redis came back, or a slow client parked) catchUp() took it for a read under way
+      // and never served it again: it got heartbeats and no rows, for good.
+      subscription.reading = false;
       if (storeHoldsCursor) {
         // The events up to `cursor` are on their way; publish() skips what this client already has.
         subscription.cursor = cursor;

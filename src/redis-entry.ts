@@ -78,3 +78,14 @@ export function isNoSuchKey(error: unknown): boolean {
 export function isAlreadyThere(error: unknown): boolean {
   return /equal or smaller than the target stream top/i.test((error as Error)?.message ?? '');
 }
+
+/** A Redis URL without its password, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.href.replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}

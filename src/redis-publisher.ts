@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { EncodedEvent } from './encoded-event.js';
 import type { Logger } from './logger.js';
-import { boundsOfInfo, entryId, isAlreadyThere, isNoSuchKey, xaddArguments, type StreamBounds } from './redis-entry.js';
+import { boundsOfInfo, entryId, isAlreadyThere, isNoSuchKey, redactUrl, xaddArguments, type StreamBounds } from './redis-entry.js';
 
 export interface RedisPublisherOptions {
   /** `redis://[user:password@]host:port[/db]`. */
@@ -308,14 +308,16 @@ export class RedisPublisher {
     }
     if (this.downWarned) return;
     this.downWarned = true;
-    this.options.log.warn(`redis ${this.options.url} is unreachable or refusing writes (${error.message}): serving on; the stream ${this.options.key} catches up when it is back`);
+    // Fix (found by test/edges.test.ts): the URL as given carries the password (redis://:PASSWORD@host); the start-up
+    // line hid it but these lines printed it. Logs get it redacted.
+    this.options.log.warn(`redis ${redactUrl(this.options.url)} is unreachable or refusing writes (${error.message}): serving on; the stream ${this.options.key} catches up when it is back`);
   }
 
   private markUp(): void {
     this.status = 'ok';
     if (!this.downWarned) return;
     this.downWarned = false;
-    this.options.log.info(`redis ${this.options.url} is back: stream ${this.options.key} is caught up to id ${this.acknowledged}`);
+    this.options.log.info(`redis ${redactUrl(this.options.url)} is back: stream ${this.options.key} is caught up to id ${this.acknowledged}`);
   }
 
   /** Waits briefly for the write in flight, then closes the connection. Idempotent. */

@@ -6,6 +6,7 @@ import type { Logger } from './logger.js';
 import type { ServerOptions } from './options.js';
 import { originHistory } from './history-endpoint.js';
 import { PublishedSource } from './published-source.js';
+import { redactUrl } from './redis-entry.js';
 import { RedisStreamSource } from './redis-stream-source.js';
 import type { Source } from './source.js';
 import type { TableInfo } from './table-reader.js';
@@ -170,7 +171,10 @@ function sourceFor(options: Readonly<ServerOptions>, name: string, logger: Logge
       eventName: options.event,
       log: logger,
       pageRows: options.pageRows,
-      olderHistory: options.origin ? originHistory(options.origin, options.event) : undefined,
+      // Fix (found by test/edges.test.ts): an origin started with --token guards /history (as /metrics), and the
+      // edge asked without it: every page was refused with 401 and clients with an older cursor waited forever. The
+      // edge sends its own --token, the deployment's shared secret.
+      olderHistory: options.origin ? originHistory(options.origin, options.event, options.token) : undefined,
     });
   }
   const source: Source = options.changes
@@ -187,15 +191,4 @@ function unwrap(source: Source): Source {
 function tableSource(stream: Stream | undefined): TableSource | undefined {
   const source = stream && unwrap(stream.hub.source);
   return source instanceof TableSource ? source : undefined;
-}
-
-/** A Redis URL without its password, for logs. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.href.replace(/\/$/, '');
-  } catch {
-    return url;
-  }
 }

@@ -103,6 +103,13 @@ export class Subscriptions {
     if (tables.length > 1) return refused(400, 'bad-table', 'table must be given at most once');
     const snapshot = SNAPSHOT_VALUES.get(query.get('snapshot') ?? '');
     if (snapshot === undefined) return refused(400, 'bad-snapshot', `snapshot must be 1 or 0, got ${JSON.stringify(query.get('snapshot')).slice(0, 40)}`);
+    // Fix (found by test/edges.test.ts): an edge has no database to read a snapshot from, and its hub quietly drops
+    // the request (its source has no `snapshot`): the client asked for the tables' rows and `snapshot-end`, and got
+    // the newest changes instead, with nothing to tell it. Refuse it in one line until edges read snapshots from the
+    // origin; the client can take the snapshot from the origin and resume on an edge with its Last-Event-ID.
+    if (snapshot && this.streams.edge) {
+      return refused(400, 'bad-snapshot', 'snapshots are not available on an edge: it has no database to read the tables from (take snapshot=1 from the origin, then resume here with its Last-Event-ID)');
+    }
     try {
       const chosen = this.streams.kind === 'rows' ? this.rows(query, tables[0], claims, snapshot) : this.changes(query, tables[0], claims, snapshot, cursor);
       if (!chosen.ok) return chosen;

@@ -36,12 +36,16 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Start `redis-server` with the settings docs/scaling.md recommends (AOF everysec, noeviction), no RDB snapshots. */
-export async function startRedis(options: { appendonly?: boolean } = {}): Promise<RedisProcess> {
+/**
+ * Start `redis-server` with the settings docs/scaling.md recommends (AOF everysec, noeviction), no RDB snapshots.
+ * `password`: `requirepass`, and `url` carries it (`redis://:PASSWORD@127.0.0.1:PORT`).
+ */
+export async function startRedis(options: { appendonly?: boolean; password?: string } = {}): Promise<RedisProcess> {
   const directory = tempDirectory();
   const port = await freePort();
-  const url = `redis://127.0.0.1:${port}`;
+  const url = `redis://${options.password === undefined ? '' : `:${encodeURIComponent(options.password)}@`}127.0.0.1:${port}`;
   const args = [
+    ...(options.password === undefined ? [] : ['--requirepass', options.password]),
     '--port', String(port), '--bind', '127.0.0.1', '--dir', directory, '--save', '',
     '--appendonly', options.appendonly ? 'yes' : 'no', '--appendfsync', 'everysec',
     '--maxmemory-policy', 'noeviction', '--protected-mode', 'no',

@@ -126,3 +126,55 @@ export function freePort(): Promise<number> {
 
 /** The ids 1..n (or from..to). */
 export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/**
+ * A reader that behaves as EventSource does across reconnects, but to whichever server the test names: `moveTo(url)`
+ * drops the current connection and reconnects there with `Last-Event-ID` of the last event it got (a load balancer
+ * without sticky sessions sending it to another edge, or the same server back after a restart). `ids()` and
+ * `events()` are everything it got over all its connections, in order.
+ */
+export class ResumingSseReader {
+  readonly connections: SseStream[] = [];
+
+  constructor(url: string, cursor?: number, private readonly keepRaw = false) {
+    this.open(url, cursor);
+  }
+
+  private open(url: string, cursor: number | undefined): void {
+    this.connections.push(new SseStream(`${url}/events`, cursor === undefined ? {} : { 'Last-Event-ID': String(cursor) }, this.keepRaw));
+  }
+
+  get current(): SseStream {
+    return this.connections[this.connections.length - 1];
+  }
+
+  /** The last `id:` received (a row's or a reset's), as EventSource would send it back. */
+  lastEventId(): number | undefined {
+    for (let c = this.connections.length - 1; c >= 0; c--) {
+      const events = this.connections[c].events;
+      for (let i = events.length - 1; i >= 0; i--) if (events[i].id !== undefined) return Number(events[i].id);
+    }
+    return undefined;
+  }
+
+  moveTo(url: string): void {
+    this.current.close();
+    this.open(url, this.lastEventId());
+  }
+
+  events(): SseEvent[] {
+    return this.connections.flatMap((stream) => stream.events);
+  }
+
+  ids(): number[] {
+    return this.connections.flatMap((stream) => stream.ids());
+  }
+
+  async waitForRows(count: number, timeoutMs = 10000): Promise<void> {
+    await waitFor(`${count} rows over ${this.connections.length} connection(s) (have ${this.ids().length}, last ${this.lastEventId()})`, () => this.ids().length >= count, timeoutMs, 10);
+  }
+
+  close(): void {
+    for (const stream of this.connections) stream.close();
+  }
+}

@@ -148,8 +148,24 @@ export class ResumingWsReader {
   private stopped = false;
 
   /** `open(pathAndQuery)` opens (and tracks) one connection, e.g. `LiveFixture.ws`. */
-  constructor(private readonly open: (pathAndQuery: string) => WsRecorder, cursor = 0) {
+  constructor(private open: (pathAndQuery: string) => WsRecorder, private readonly cursor = 0) {
     this.connect(cursor);
+  }
+
+  /** The id of the last row received over every connection (the starting cursor before any). */
+  get lastId(): number {
+    const ids = this.ids();
+    return ids.length > 0 ? ids[ids.length - 1] : this.cursor;
+  }
+
+  /**
+   * Drop the current connection and reconnect with `?lastEventId=` of the last row, through `open` (another server,
+   * or the same one after a restart), as a client does whose connection was cut.
+   */
+  moveTo(open: (pathAndQuery: string) => WsRecorder): void {
+    this.open = open;
+    this.current.terminate();
+    this.connect(this.lastId);
   }
 
   private connect(cursor: number): void {
