@@ -429,24 +429,35 @@ test('an origin guarded by --token: an edge started with the same --token reads 
   );
 });
 
-test('an access rule (--row-filter) on an edge never lets rows through unfiltered: a signed-in client is refused with one line', async () => {
+test('an access rule (--row-filter) holds on an edge: each signed-in client gets only its rows, the anonymous none', async () => {
   const secret = 'a-shared-secret-of-32-bytes-long!';
   await withCluster({ edges: 1, preRows: 5, edgeArgs: ['--jwt-secret', secret, '--row-filter', 'message=eq.{sub}'] }, async (cluster) => {
     const [edge] = cluster.edges;
+    await edgesAt(cluster, 5);
     const token = await new SignJWT({ sub: 'pre-2' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
     const anonymous = await fetch(`${edge.url}/events?lastEventId=0`);
     assert.is(anonymous.status, 401);
     await anonymous.body?.cancel();
-    const signedIn = await fetch(`${edge.url}/events?lastEventId=0`, { headers: { Authorization: `Bearer ${token}` } });
-    assert.is(signedIn.status, 400);
-    assert.is(await signedIn.text(), 'filters are not available on an edge: it has no database to check columns against (filter on the origin)\n');
+    // The edge learns the table's columns from what the origin publishes beside the stream, and filters with them.
+    const signedIn = new SseStream(`${edge.url}/events?lastEventId=0`, { Authorization: `Bearer ${token}` });
+    opened.push({ close: () => signedIn.close() });
+    const wider = new SseStream(`${edge.url}/events?lastEventId=0&message=in.(pre-1,pre-2,pre-3)`, { Authorization: `Bearer ${token}` });
+    opened.push({ close: () => wider.close() });
     const socket = new WsRecorder(`${edge.url.replace(/^http/, 'ws')}/ws?lastEventId=0`, { headers: { Authorization: `Bearer ${token}` } });
     opened.push({ close: () => socket.terminate() });
-    assert.is((await socket.waitForRefusal()).status, 400);
+    await signedIn.waitForRows(1);
+    await wider.waitForRows(1);
+    await waitFor('the WebSocket row', () => socket.messages.length >= 1, 10000);
+    sqlite(cluster.db, "INSERT INTO messages(message) VALUES ('pre-2'), ('other');");
+    await signedIn.waitForRows(2);
+    await waitFor('the second WebSocket row', () => socket.messages.length >= 2, 10000);
+    assert.equal(signedIn.ids(), [2, 6], 'only the rows whose message is the token\'s sub');
+    assert.equal(wider.ids(), [2, 6], 'a client asking for more is still held to its rule');
+    assert.equal(socket.messages.map((message) => message.id), [2, 6]);
   });
 });
 
-test('/healthz on origin and edge, and filters on an edge refused with one clean 400 line', async () => {
+test('/healthz on origin and edge, and filters on an edge as on the origin', async () => {
   await withCluster({ edges: 1, preRows: 5, edgeArgs: ['--metrics'] }, async (cluster) => {
     const [edge] = cluster.edges;
     await edgesAt(cluster, 5);
@@ -461,15 +472,17 @@ test('/healthz on origin and edge, and filters on an edge refused with one clean
     assert.is(figures.lastId, 5);
     assert.match(edge.output(), new RegExp(`^listening on ${edge.url} \\(edge of ${cluster.redis.url}, stream sqlite-sse:messages, last id 5\\)$`, 'm'));
 
-    const refused = await fetch(`${edge.url}/events?message=eq.pre-1`);
-    assert.is(refused.status, 400);
-    const body = await refused.text();
-    assert.is(body, 'filters are not available on an edge: it has no database to check columns against (filter on the origin)\n');
-    const socket = new WsRecorder(`${edge.url.replace(/^http/, 'ws')}/ws?select=id`);
+    const filtered = new SseStream(`${edge.url}/events?lastEventId=0&message=eq.pre-1`);
+    opened.push({ close: () => filtered.close() });
+    await filtered.waitForRows(1);
+    assert.equal(filtered.ids(), [1]);
+    const unknown = await fetch(`${edge.url}/events?messag=eq.pre-1`);
+    assert.is(unknown.status, 400);
+    assert.is(await unknown.text(), 'filter messag=eq.pre-1: no column messag in messages (columns: id, message)\n');
+    const socket = new WsRecorder(`${edge.url.replace(/^http/, 'ws')}/ws?lastEventId=3&select=id`);
     opened.push({ close: () => socket.terminate() });
-    const refusal = await socket.waitForRefusal();
-    assert.is(refusal.status, 400);
-    assert.match(refusal.body, /^filters are not available on an edge/);
+    await waitFor('the selected WebSocket rows', () => socket.messages.length >= 2, 10000);
+    assert.equal(socket.messages.map((message) => message.row), [{ id: 4 }, { id: 5 }]);
     // A cursor beyond the stream's top (a client from another deployment) is told where the stream ends.
     const ahead = sse(edge, 999);
     await waitFor('the cursor-ahead reset', () => ahead.events().length > 0, 10000);
