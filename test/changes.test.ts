@@ -1,0 +1,183 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { changeToJson } from '../src/change-log.js';
+import { readChanges, runTrack } from './helpers/change-log.js';
+import { createTodosDatabase, json, lastSeq, pythonChanges, rawFrames, tableByKey, TableCopy, type ChangeData } from './helpers/change-stream.js';
+import { cleanUpEverything, removeDirectory } from './helpers/cleanup.js';
+import { python, sqlite, tempDirectory } from './helpers/database.js';
+import { runCli, startServer, type ServerProcess } from './helpers/server-process.js';
+import { range, SseStream } from './helpers/sse-stream.js';
+import { waitFor, withTimeout } from './helpers/wait.js';
+import { WsRecorder } from './helpers/ws-recorder.js';
+
+/** What the writes of `writeEveryKind` log, in order: seq 1..8, as the issue writes each change. */
+const EVERY_KIND = [
+  { op: 'insert', table: 'todos', pk: { id: 1 }, row: { id: 1, title: 'milk', done: 0 } },
+  { op: 'insert', table: 'todos', pk: { id: 2 }, row: { id: 2, title: 'eggs', done: 0 } },
+  { op: 'update', table: 'todos', pk: { id: 1 }, row: { id: 1, title: 'milk', done: 1 }, old: { id: 1, title: 'milk', done: 0 } },
+  { op: 'delete', table: 'todos', pk: { id: 2 }, old: { id: 2, title: 'eggs', done: 0 } },
+  { op: 'insert', table: 'notes', pk: { rowid: 1 }, row: { body: 'hello' } },
+  { op: 'update', table: 'notes', pk: { rowid: 1 }, row: { body: 'bye' }, old: { body: 'hello' } },
+  { op: 'insert', table: 'todos', pk: { id: 3 }, row: { id: 3, title: 'from python', done: 0 } },
+  { op: 'delete', table: 'notes', pk: { rowid: 1 }, old: { body: 'bye' } },
+].map((change) => json(change));
+
+/** Inserts, an update and a delete from the sqlite3 shell, then more of each from python3: 8 changes. */
+async function writeEveryKind(path: string): Promise<void> {
+  sqlite(
+    path,
+    `INSERT INTO todos(id, title) VALUES (1, 'milk'), (2, 'eggs');
+     UPDATE todos SET done = 1 WHERE id = 1;
+     DELETE FROM todos WHERE id = 2;
+     INSERT INTO notes(body) VALUES ('hello');`,
+  );
+  await python(
+    path,
+    `
+con = sqlite3.connect(db, timeout=30, isolation_level=None)
+con.execute("UPDATE notes SET body = 'bye'")
+con.execute("INSERT INTO todos(id, title) VALUES (3, 'from python')")
+con.execute("DELETE FROM notes")
+con.close()
+`,
+  );
+}
+
+/** The change stream's data as the log holds it (encoded as the server encodes a change), by seq. */
+function loggedData(path: string): Map<number, string> {
+  return new Map(readChanges(path).map(({ seq, ...change }) => [seq, changeToJson(change)]));
+}
+
+async function stopAll(server: ServerProcess | undefined, closers: { close?: () => void; terminate?: () => void }[], dir: string): Promise<void> {
+  for (const closer of closers) (closer.close ?? closer.terminate)?.call(closer);
+  await server?.stop('SIGKILL');
+  removeDirectory(dir);
+  // Whatever this test started and did not stop itself (a writer still running after a failure).
+  cleanUpEverything();
+}
+
+test('track todos and notes, then --changes: inserts, updates and deletes from the sqlite3 shell and python3 arrive one event each, id = seq, whole rows, no event line; WebSocket sends {"type":"change","id":SEQ,"change":...}', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    const lines = await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes']);
+    assert.is(lines.length, 2, lines.join('\n'));
+    server = await startServer(['--db', path, '--changes']);
+    assert.match(server.output(), /changes of notes, todos/);
+    const stream = new SseStream(`${server.url}/events`, {}, true);
+    const ws = new WsRecorder(`ws://127.0.0.1:${server.port}/ws`);
+    closers.push(stream, ws);
+    await stream.waitForResponse();
+    assert.is(stream.response!.statusCode, 200);
+    await ws.waitForOpen();
+
+    await writeEveryKind(path);
+    await stream.waitForRows(8);
+    await waitFor(`8 ws messages (have ${ws.raw.length})`, () => ws.raw.length >= 8, 10000);
+
+    assert.equal(stream.ids(), range(1, 8), 'one event per changed row, id = the change sequence number');
+    assert.equal(
+      stream.events.map((event) => event.data),
+      EVERY_KIND,
+      'op, table, pk, row, old exactly: no row on a delete, no old on an insert, whole rows',
+    );
+    const frames = rawFrames(stream.raw);
+    assert.equal(
+      frames.map((frame) => frame.fields.join(',')),
+      EVERY_KIND.map(() => 'id,data'),
+      'each change is an id line and one data line: no event line without --event',
+    );
+    assert.equal(
+      ws.raw,
+      EVERY_KIND.map((data, i) => `{"type":"change","id":${i + 1},"change":${data}}`),
+      'WebSocket: the same change objects',
+    );
+    assert.equal([...loggedData(path).values()], EVERY_KIND, 'the events are the log, row for row');
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
+test('--changes --table todos narrows the stream to todos (ids keep their seq) and --event names the events', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes']);
+    server = await startServer(['--db', path, '--changes', '--table', 'todos', '--event', 'change']);
+    const stream = new SseStream(`${server.url}/events`, {}, true);
+    const ws = new WsRecorder(`ws://127.0.0.1:${server.port}/ws`);
+    closers.push(stream, ws);
+    await stream.waitForResponse();
+    await ws.waitForOpen();
+
+    await writeEveryKind(path);
+    const todos = [1, 2, 3, 4, 7];
+    await waitFor('the todos changes', () => stream.events.length >= todos.length && ws.raw.length >= todos.length, 10000);
+    // A later change proves nothing else was on its way: notes' changes are not sent.
+    sqlite(path, `INSERT INTO notes(body) VALUES ('not sent'); UPDATE todos SET title = 'last' WHERE id = 3;`);
+    await waitFor('the last todo change', () => stream.events.length >= todos.length + 1 && ws.raw.length >= todos.length + 1, 10000);
+
+    const expected = [...todos.map((seq) => EVERY_KIND[seq - 1]), json({ op: 'update', table: 'todos', pk: { id: 3 }, row: { id: 3, title: 'last', done: 0 }, old: { id: 3, title: 'from python', done: 0 } })];
+    assert.equal(stream.events.map((event) => event.event), expected.map(() => 'change'));
+    assert.equal(stream.events.map((event) => Number(event.id)), [...todos, 10], "only todos' changes, each with its own seq");
+    assert.equal(stream.events.map((event) => event.data), expected);
+    assert.equal(rawFrames(stream.raw).map((frame) => frame.fields.join(',')), expected.map(() => 'id,event,data'));
+    assert.equal(ws.messages.map((message) => message.id), [...todos, 10]);
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
+test('resume with Last-Event-ID and ?lastEventId=: every change after the cursor exactly once and in order, from the log and from memory, while a writer keeps writing', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes']);
+    sqlite(
+      path,
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+       INSERT INTO todos(id, title) SELECT i, 'todo-' || i FROM n;
+       UPDATE todos SET done = 1 WHERE id % 2 = 0;`,
+    );
+    assert.is(lastSeq(path), 300);
+    // 20 changes in memory, the log read 16 at a time: a cursor of 5 is served from the log in many pages.
+    server = await startServer(['--db', path, '--changes', '--history-rows', '20', '--page-rows', '16']);
+    const writer = pythonChanges(path, 400, 1);
+    await waitFor('the writer under way', () => lastSeq(path) > 350, 20000);
+    const fromLog = new SseStream(`${server.url}/events`, { 'Last-Event-ID': '5' });
+    const memoryCursor = lastSeq(path) - 3;
+    const fromMemory = new SseStream(`${server.url}/events?lastEventId=${memoryCursor}`);
+    const wsFromLog = new WsRecorder(`ws://127.0.0.1:${server.port}/ws?lastEventId=5`);
+    closers.push(fromLog, fromMemory, wsFromLog);
+    await withTimeout(writer, 60000, 'writer');
+    const last = lastSeq(path);
+    assert.is(last, 700);
+    await fromLog.waitForRows(last - 5, 20000);
+    await fromMemory.waitForRows(last - memoryCursor, 20000);
+    await waitFor(`ws changes (have ${wsFromLog.messages.length})`, () => wsFromLog.messages.length >= last - 5, 20000);
+
+    const logged = loggedData(path);
+    assert.equal(fromLog.ids(), range(6, last), 'Last-Event-ID 5: every later change once, in order');
+    assert.equal(fromMemory.ids(), range(memoryCursor + 1, last), '?lastEventId=: every later change once, in order');
+    assert.equal(wsFromLog.messages.map((message) => message.id), range(6, last), 'WebSocket ?lastEventId=5: the same');
+    assert.equal(fromLog.events.map((event) => event.data), range(6, last).map((seq) => logged.get(seq)), 'the changes as logged');
+    assert.equal(fromMemory.events.map((event) => event.data), range(memoryCursor + 1, last).map((seq) => logged.get(seq)));
+
+    // A client that applies them by pk, from a snapshot taken at seq 5 (the table then), holds the tables now.
+    const copy = new TableCopy();
+    for (let id = 1; id <= 5; id++) copy.apply({ op: 'insert', table: 'todos', pk: { id }, row: { id, title: `todo-${id}`, done: 0 } } as ChangeData);
+    copy.applyEvents(fromLog.events);
+    assert.equal(copy.table('todos'), tableByKey(path, 'todos', ['id']));
+    assert.equal(copy.table('notes'), tableByKey(path, 'notes', []));
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
+test.run();
