@@ -180,4 +180,144 @@ test('resume with Last-Event-ID and ?lastEventId=: every change after the cursor
   }
 });
 
+test('GET /events?table=todos&snapshot=1: the rows without id lines, snapshot-end with id S, then the changes after S; applied by pk they hold the table; reconnecting with Last-Event-ID continues with changes only', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes']);
+    sqlite(
+      path,
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+       INSERT INTO todos(id, title) SELECT i, 'todo-' || i FROM n;
+       UPDATE todos SET done = 1 WHERE id % 5 = 0;
+       DELETE FROM todos WHERE id % 7 = 0;
+       INSERT INTO notes(body) VALUES ('a note');`,
+    );
+    const seq = lastSeq(path);
+    const before = tableByKey(path, 'todos', ['id']);
+    server = await startServer(['--db', path, '--changes', '--page-rows', '8']);
+    const url = `${server.url}/events?table=todos&snapshot=1`;
+    const stream = new SseStream(url, {}, true);
+    closers.push(stream);
+    await waitFor('snapshot-end', () => stream.events.some((event) => event.event === 'snapshot-end'), 10000);
+
+    const end = stream.events.findIndex((event) => event.event === 'snapshot-end');
+    assert.is(end, before.size, 'one snapshot event per row, then snapshot-end');
+    assert.equal(
+      stream.events.slice(0, end).map((event) => event.data),
+      [...before.values()].map((row) => json({ op: 'snapshot', table: 'todos', pk: { id: row.id }, row })),
+      'each row as {"op":"snapshot","table","pk","row"}, in key order',
+    );
+    assert.equal(stream.events[end], { id: String(seq), event: 'snapshot-end', data: json({ table: 'todos', rows: before.size, seq }) });
+    const frames = rawFrames(stream.raw);
+    assert.equal(frames.slice(0, end).map((frame) => frame.fields.join(',')), [...before.keys()].map(() => 'data'), 'snapshot rows have no id line and no event line');
+    assert.equal(frames[end].fields.join(','), 'id,event,data');
+
+    // Changes after S: of todos only (notes are not asked for).
+    sqlite(
+      path,
+      `UPDATE todos SET title = 'edited' WHERE id = 3;
+       DELETE FROM todos WHERE id = 4;
+       INSERT INTO notes(body) VALUES ('not for this client');
+       INSERT INTO todos(title) VALUES ('new');
+       UPDATE todos SET id = 100 WHERE id = 1;`,
+    );
+    await python(path, `con = sqlite3.connect(db, isolation_level=None)\ncon.execute("UPDATE todos SET done = 1 WHERE id < 20")\ncon.close()`);
+    const todosSeq = lastSeq(path, 'todos');
+    await waitFor('the changes after the snapshot', () => Number(stream.events.at(-1)!.id) === todosSeq, 10000);
+    const changes = stream.events.slice(end + 1);
+    assert.ok(changes.every((event) => event.event === 'message' && Number(event.id) > seq), 'only changes after S');
+    assert.ok(changes.every((event) => (JSON.parse(event.data) as ChangeData).table === 'todos'), 'only todos');
+    assert.equal(changes.map((event) => Number(event.id)), [...loggedData(path).keys()].filter((id) => id > seq && readChanges(path)[id - 1].table === 'todos'));
+    const copy = new TableCopy();
+    copy.applyEvents(stream.events);
+    assert.equal(copy.table('todos'), tableByKey(path, 'todos', ['id']), 'snapshot plus changes, applied by pk, is the table');
+    assert.is(copy.lastId, todosSeq);
+    stream.close();
+
+    // The browser reconnects to the same URL with Last-Event-ID: changes only, no second snapshot.
+    sqlite(path, `DELETE FROM todos WHERE id = 100; INSERT INTO todos(id, title) VALUES (200, 'while away');`);
+    const again = new SseStream(url, { 'Last-Event-ID': String(copy.lastId) }, true);
+    closers.push(again);
+    sqlite(path, `UPDATE todos SET title = 'back' WHERE id = 200;`);
+    const finalSeq = lastSeq(path, 'todos');
+    await waitFor('the changes since the cursor', () => Number(again.events.at(-1)?.id) === finalSeq, 10000);
+    assert.ok(again.events.every((event) => event.event === 'message' && (JSON.parse(event.data) as ChangeData).op !== 'snapshot'), 'no snapshot, no snapshot-end');
+    assert.equal(again.ids(), range(copy.lastId + 1, finalSeq));
+    copy.applyEvents(again.events);
+    assert.equal(copy.table('todos'), tableByKey(path, 'todos', ['id']));
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
+test('snapshot while writers keep inserting, updating and deleting: every client that applies snapshot then changes by pk ends holding exactly the table', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes']);
+    sqlite(
+      path,
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+       INSERT INTO todos(id, title) SELECT i, 'todo-' || i FROM n;
+       WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+       INSERT INTO notes(body) SELECT 'note-' || i FROM n;`,
+    );
+    // Small pages: each snapshot takes many short reads, between which the writers commit.
+    server = await startServer(['--db', path, '--changes', '--page-rows', '25']);
+    // Two writers in separate processes: random updates, deletes and key changes over the whole table, and inserts.
+    const churn = python(
+      path,
+      `
+import random
+random.seed(7)
+con = sqlite3.connect(db, timeout=30, isolation_level=None)
+for i in range(1500):
+    k = random.randrange(6)
+    n = random.randrange(1, 3200)
+    if k == 0: con.execute("DELETE FROM todos WHERE id = ?", (n,))
+    elif k == 1: con.execute("UPDATE OR IGNORE todos SET id = ? WHERE id = ?", (n + 10000 + i, random.randrange(1, 3000)))
+    elif k == 2: con.execute("UPDATE notes SET body = body || '~' WHERE rowid = ?", (random.randrange(1, 500),))
+    elif k == 3: con.execute("DELETE FROM notes WHERE rowid = ?", (random.randrange(1, 500),))
+    else: con.execute("UPDATE todos SET title = ?, done = 1 - done WHERE id BETWEEN ? AND ?", ("t%d" % i, n, n + 3))
+    if i % 3 == 0: time.sleep(0.002)
+con.close()
+`,
+    );
+    const inserts = pythonChanges(path, 600, 3);
+    const streams: SseStream[] = [];
+    for (const query of ['table=todos&snapshot=1', 'snapshot=1', 'table=notes&snapshot=1']) {
+      await waitFor('more changes', () => lastSeq(path) > 3500 + streams.length * 200, 20000);
+      const stream = new SseStream(`${server.url}/events?${query}`);
+      streams.push(stream);
+      closers.push(stream);
+    }
+    await withTimeout(Promise.all([churn, inserts]), 90000, 'writers');
+    const last = lastSeq(path);
+    const [todosOnly, both, notesOnly] = streams;
+    await waitFor('every client up to the last change', () => todosOnly.ids().at(-1) === lastSeq(path, 'todos') && both.ids().at(-1) === last && notesOnly.ids().at(-1) === lastSeq(path, 'notes'), 30000);
+
+    const todos = tableByKey(path, 'todos', ['id']);
+    const notes = tableByKey(path, 'notes', []);
+    for (const [name, stream, tables] of [['todos', todosOnly, ['todos']], ['both', both, ['notes', 'todos']], ['notes', notesOnly, ['notes']]] as const) {
+      const ends = stream.events.filter((event) => event.event === 'snapshot-end').map((event) => JSON.parse(event.data) as { table: string; seq: number });
+      assert.equal(ends.map((end) => end.table).sort(), [...tables], `${name}: one snapshot-end per table`);
+      assert.ok(ends[0].seq > 3500, `${name}: the snapshot was taken while the writers wrote`);
+      const copy = new TableCopy();
+      copy.applyEvents(stream.events);
+      if (tables.includes('todos' as never)) assert.equal(copy.table('todos'), todos, `${name}: todos by pk equals the table`);
+      if (tables.includes('notes' as never)) assert.equal(copy.table('notes'), notes, `${name}: notes by pk equals the table`);
+      assert.equal([...copy.tables.keys()].sort(), [...tables]);
+      const ids = stream.events.filter((event) => event.event === 'message' && (JSON.parse(event.data) as ChangeData).op !== 'snapshot').map((event) => Number(event.id));
+      assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), `${name}: changes in order, none twice`);
+    }
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
 test.run();
