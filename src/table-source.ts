@@ -286,7 +286,10 @@ export class TableSource implements Source {
     const { rows, cut } = reader.newestRows(this.bounds.rows, this.bounds.bytes);
     const lastId = rows.length > 0 ? this.idOf(rows[rows.length - 1]) : emptyTableLastId;
     this.lastIdRead = lastId;
-    const wholeTable = !cut && rows.length < this.bounds.rows;
+    // A trimmed table (the change log) that fits whole still starts at its oldest row, not at the beginning of time:
+    // ids below it were trimmed, so an older cursor must go to readPage, which answers history-gone. With -Infinity
+    // the ring claimed to cover such a cursor and served the rows it holds, silently skipping the trimmed ones.
+    const wholeTable = !cut && rows.length < this.bounds.rows && !this.options.trimmed;
     const floor = rows.length === 0 ? lastId : wholeTable ? -Infinity : this.idOf(rows[0]) - 1;
     return { events: this.encodeAll(rows), lastId, floor };
   }
