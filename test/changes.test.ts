@@ -320,4 +320,104 @@ con.close()
   }
 });
 
+/** Expects `events` to start with a history-gone reset for `cursor`, then a snapshot of `tables`; returns the snapshot's seq. */
+function assertResetThenSnapshot(events: SseStream['events'], cursor: number, oldestSeq: number, tables: string[], label: string): number {
+  assert.equal(events[0], { id: undefined, event: 'reset', data: json({ reason: 'history-gone', lastEventId: cursor, oldestSeq }) }, `${label}: the reset first`);
+  const ends = events.filter((event) => event.event === 'snapshot-end');
+  assert.equal(ends.map((event) => (JSON.parse(event.data) as { table: string }).table), tables, `${label}: a fresh snapshot of the subscribed tables`);
+  const last = ends.at(-1)!;
+  const seq = (JSON.parse(last.data) as { seq: number }).seq;
+  assert.is(last.id, String(seq), `${label}: the last snapshot-end carries id S`);
+  return seq;
+}
+
+test('history gone: track --keep 10, 100 changes, a cursor older than the log gets a history-gone reset, a fresh snapshot and the changes after it', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes', '--keep', '10']);
+    // 100 changes, one statement each, as a writer would make them.
+    sqlite(path, range(1, 100).map((i) => (i % 2 ? `INSERT INTO todos(title) VALUES ('t${i}');` : `INSERT INTO notes(body) VALUES ('n${i}');`)).join('\n'));
+    assert.equal(readChanges(path).map((change) => change.seq), range(91, 100), 'the log keeps the newest 10');
+
+    server = await startServer(['--db', path, '--changes']);
+    const header = new SseStream(`${server.url}/events`, { 'Last-Event-ID': '5' });
+    const query = new SseStream(`${server.url}/events?table=todos&lastEventId=0`);
+    const ws = new WsRecorder(`ws://127.0.0.1:${server.port}/ws?lastEventId=5`);
+    closers.push(header, query, ws);
+    await waitFor('the snapshots', () => header.events.filter((event) => event.event === 'snapshot-end').length === 2 && query.events.some((event) => event.event === 'snapshot-end'), 10000);
+    assert.is(assertResetThenSnapshot(header.events, 5, 91, ['notes', 'todos'], 'Last-Event-ID 5'), 100);
+    assert.is(assertResetThenSnapshot(query.events, 0, 91, ['todos'], 'table=todos&lastEventId=0'), 100);
+    await waitFor('ws reset and snapshot-end', () => ws.messages.some((message) => message.type === 'snapshot-end'), 10000);
+    assert.equal(ws.messages[0], { type: 'reset', reason: 'history-gone', lastEventId: 5, oldestSeq: 91 } as never, 'WebSocket: the same reset');
+
+    await pythonChanges(path, 40, 0);
+    const last = lastSeq(path);
+    await waitFor('the changes after the snapshot', () => Number(header.events.at(-1)!.id) === last && Number(query.events.at(-1)!.id) === lastSeq(path, 'todos'), 10000);
+    const changes = header.events.slice(header.events.findIndex((event) => event.id === '100') + 1);
+    assert.equal(changes.map((event) => Number(event.id)), range(101, last), 'every change after the snapshot, once, in order');
+    for (const [stream, tables] of [[header, ['notes', 'todos']], [query, ['todos']]] as const) {
+      const copy = new TableCopy();
+      copy.applyEvents(stream.events);
+      for (const table of tables) assert.equal(copy.table(table), tableByKey(path, table, table === 'todos' ? ['id'] : []), `${table}: never left with a gap`);
+    }
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
+test('history gone while the server runs: a cursor older than both the memory and the trimmed log gets the reset, a snapshot and the changes', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes', '--keep', '10']);
+    server = await startServer(['--db', path, '--changes', '--history-rows', '20']);
+    const live = new SseStream(`${server.url}/events`);
+    closers.push(live);
+    await live.waitForResponse();
+    await pythonChanges(path, 100, 0);
+    await live.waitForRows(100);
+    assert.equal(live.ids(), range(1, 100), 'a live client got every change');
+
+    const stream = new SseStream(`${server.url}/events`, { 'Last-Event-ID': '50' });
+    closers.push(stream);
+    await waitFor('the snapshot', () => stream.events.filter((event) => event.event === 'snapshot-end').length === 2, 10000);
+    assert.is(assertResetThenSnapshot(stream.events, 50, 91, ['notes', 'todos'], 'Last-Event-ID 50'), 100);
+    sqlite(path, `UPDATE todos SET title = 'after' WHERE id = 1; DELETE FROM todos WHERE id = 2;`);
+    await waitFor('the changes after it', () => stream.events.at(-1)!.id === '102', 10000);
+    const copy = new TableCopy();
+    copy.applyEvents(stream.events);
+    assert.equal(copy.table('todos'), tableByKey(path, 'todos', ['id']));
+    assert.equal(copy.table('notes'), tableByKey(path, 'notes', []));
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
+test('a cursor ahead of the change log keeps the cursor-ahead reset, then every change written afterwards', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes']);
+    await writeEveryKind(path);
+    server = await startServer(['--db', path, '--changes']);
+    const stream = new SseStream(`${server.url}/events`, { 'Last-Event-ID': '999999' });
+    closers.push(stream);
+    await waitFor('the reset event', () => stream.events.length >= 1, 5000);
+    assert.equal(stream.events[0], { id: '8', event: 'reset', data: json({ reason: 'cursor-ahead', lastEventId: 999999, lastId: 8 }) });
+    sqlite(path, `INSERT INTO todos(title) VALUES ('next'); DELETE FROM todos WHERE id = 1;`);
+    await stream.waitForRows(2);
+    assert.equal(stream.ids(), [9, 10], 'no change after the reset is dropped');
+    assert.is(stream.events.length, 3, 'one reset, then the changes, no snapshot');
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
 test.run();
