@@ -3,11 +3,15 @@ import * as assert from 'uvu/assert';
 import { changeToJson } from '../src/change-log.js';
 import { readChanges, runTrack } from './helpers/change-log.js';
 import { createTodosDatabase, json, lastSeq, pythonChanges, rawFrames, tableByKey, TableCopy, type ChangeData } from './helpers/change-stream.js';
+import { healthz } from './helpers/chaos.js';
 import { cleanUpEverything, removeDirectory } from './helpers/cleanup.js';
+import { databaseFingerprint } from './helpers/fingerprint.js';
+import { PausableSseSocket } from './helpers/integration.js';
+import { scrape } from './helpers/prom-text.js';
 import { python, sqlite, tempDirectory } from './helpers/database.js';
 import { runCli, startServer, type ServerProcess } from './helpers/server-process.js';
 import { range, SseStream } from './helpers/sse-stream.js';
-import { waitFor, withTimeout } from './helpers/wait.js';
+import { sleep, waitFor, withTimeout } from './helpers/wait.js';
 import { WsRecorder } from './helpers/ws-recorder.js';
 
 /** What the writes of `writeEveryKind` log, in order: seq 1..8, as the issue writes each change. */
@@ -419,5 +423,137 @@ test('a cursor ahead of the change log keeps the cursor-ahead reset, then every 
     await stopAll(server, closers, dir);
   }
 });
+
+test('a 20,000-row snapshot with --page-rows 100 arrives whole and in order; a client that stops reading is sent only what its socket takes (bounded pages), and /healthz answers throughout', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos']);
+    const rows = 20000;
+    // About 1 KB a row: 20 MB of snapshot, far more than a socket's buffers hold.
+    sqlite(
+      path,
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${rows})
+       INSERT INTO todos(id, title) SELECT i, printf('%d-%s', i, hex(zeroblob(500))) FROM n;`,
+    );
+    const seq = lastSeq(path);
+    server = await startServer(['--db', path, '--changes', '--page-rows', '100', '--metrics']);
+    const snapshotBytes = rows * 1000;
+
+    // A client that sends its request and then reads nothing.
+    const paused = new PausableSseSocket(server.port, '/events?table=todos&snapshot=1', { paused: true });
+    closers.push(paused);
+    await paused.connected();
+    await waitFor('the paused client counted as catching up', async () => (await healthz(server!.port)).catchingUp === 1, 10000);
+    // Wait until the server has stopped writing to it (the socket is full), then see how much it wrote.
+    let written = -1;
+    await waitFor('the writes to the paused client to stop', async () => {
+      const now = (await scrape(server!.url)).value('sqlite_sse_bytes_written_total', { transport: 'sse' }) ?? 0;
+      const settled = now === written && now > 0;
+      written = now;
+      return settled;
+    }, 20000, 500);
+    assert.ok(written < snapshotBytes / 2, `a client that reads nothing was sent ${written} bytes of a ${snapshotBytes}-byte snapshot: pages wait for it to drain`);
+
+    // A reading client meanwhile, and /healthz asked again and again while its snapshot arrives.
+    const reading = new SseStream(`${server.url}/events?table=todos&snapshot=1`);
+    closers.push(reading);
+    const seenByHealth: number[] = [];
+    while (!reading.events.some((event) => event.event === 'snapshot-end')) {
+      const health = await healthz(server.port);
+      assert.ok(health.ok, JSON.stringify(health));
+      seenByHealth.push(reading.events.length);
+      if (seenByHealth.length > 2000) throw new Error('the snapshot never ended');
+    }
+    assert.ok(seenByHealth.some((count) => count > 0 && count < rows), `/healthz answered while the snapshot was under way (rows received at each answer: ${seenByHealth.join(',')})`);
+
+    paused.resume();
+    await waitFor('the paused client to get its whole snapshot', () => paused.events.some((event) => event.event === 'snapshot-end'), 60000);
+    for (const [name, events] of [['reading', reading.events], ['paused then resumed', paused.events]] as const) {
+      const end = events.findIndex((event) => event.event === 'snapshot-end');
+      assert.is(end, rows, `${name}: every row, then snapshot-end`);
+      const ids = events.slice(0, end).map((event) => (JSON.parse(event.data) as ChangeData).pk.id);
+      assert.equal(ids, range(1, rows), `${name}: each row once, in key order`);
+      assert.equal(events[end], { id: String(seq), event: 'snapshot-end', data: json({ table: 'todos', rows, seq }) });
+    }
+    assert.is(new Set(reading.events.slice(0, rows).map((event) => event.data)).size, rows);
+    assert.ok(reading.events.slice(0, rows).every((event, i) => event.data === json({ op: 'snapshot', table: 'todos', pk: { id: i + 1 }, row: { id: i + 1, title: `${i + 1}-${'0'.repeat(1000)}`, done: 0 } })));
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
+test('refusals: ?table=unknown gets 400 listing the tracked tables, filters without table= get 400, and --changes on a database without _sse_changes fails at start with one line telling to run track', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  try {
+    const path = createTodosDatabase(dir);
+    const refused = await runCli(['--db', path, '--changes', '--port', '0']);
+    assert.is.not(refused.code, 0);
+    assert.is(refused.stdout, '');
+    const lines = refused.stderr.trim().split('\n');
+    assert.is(lines.length, 1, refused.stderr);
+    assert.match(lines[0], '_sse_changes');
+    assert.match(lines[0], `npx sqlite-sse track --db ${path} --table NAME`);
+
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes']);
+    server = await startServer(['--db', path, '--changes']);
+    const unknown = await fetch(`${server.url}/events?table=unknown`);
+    assert.is(unknown.status, 400);
+    assert.is((await unknown.text()).trim(), 'table "unknown" is not tracked here (tables: notes, todos)');
+    const ws = new WsRecorder(`ws://127.0.0.1:${server.port}/ws?table=unknown`);
+    const refusal = await ws.waitForRefusal();
+    assert.is(refusal.status, 400, 'the WebSocket upgrade is refused the same way');
+    assert.match(refusal.body, '(tables: notes, todos)');
+    const filterWithoutTable = await fetch(`${server.url}/events?done=eq.1`);
+    assert.is(filterWithoutTable.status, 400);
+    assert.match(await filterWithoutTable.text(), 'table=NAME');
+    const badSnapshot = await fetch(`${server.url}/events?table=todos&snapshot=maybe`);
+    assert.is(badSnapshot.status, 400);
+    const health = await fetch(`${server.url}/healthz`);
+    assert.is(health.status, 200, 'the server is still serving');
+  } finally {
+    await server?.stop('SIGKILL');
+    removeDirectory(dir);
+    cleanUpEverything();
+  }
+});
+
+for (const journalMode of ['wal', 'delete']) {
+  test(`read-only (${journalMode}): the change stream, its snapshots and catch-ups never change the bytes of the database or its journal`, async () => {
+    const dir = tempDirectory();
+    let server: ServerProcess | undefined;
+    const streams: SseStream[] = [];
+    try {
+      const path = createTodosDatabase(dir, journalMode);
+      await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes', '--keep', '500']);
+      const args = ['--db', path, '--changes', '--history-rows', '50', '--page-rows', '20'];
+      // Started before the writer, as in readonly.test.ts: the files then are as the writer leaves them while a
+      // reader is open (in WAL mode, SQLite itself creates the -wal file for a reader, which is not a write).
+      server = await startServer(args);
+      const live = new SseStream(`${server.url}/events`);
+      streams.push(live);
+      await pythonChanges(path, 1000, 0);
+      await live.waitForRows(1000);
+      // The server closes its idle connection about a second after the last commit.
+      await sleep(1500);
+      const before = databaseFingerprint(path);
+      for (const query of ['', '?snapshot=1', '?table=todos&snapshot=1', '?lastEventId=0', '?lastEventId=700', '?lastEventId=990', '?lastEventId=5000', '?table=notes&lastEventId=800']) {
+        streams.push(new SseStream(`${server.url}/events${query}`));
+      }
+      await waitFor('every client served', () => streams.every((stream) => stream.events.length > 0), 20000);
+      await waitFor('the snapshots sent', () => streams[2].events.filter((event) => event.event === 'snapshot-end').length === 2, 20000);
+      assert.is(await server.stop('SIGTERM'), 0, 'a clean exit');
+      assert.is(databaseFingerprint(path), before, 'unchanged by the server, its clients and its shutdown');
+    } finally {
+      for (const stream of streams) stream.close();
+      await server?.stop('SIGKILL');
+      removeDirectory(dir);
+      cleanUpEverything();
+    }
+  });
+}
 
 test.run();
