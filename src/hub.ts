@@ -4,7 +4,7 @@ import { CatchUpCache, type CatchUpPage } from './catch-up-cache.js';
 import type { Client } from './client.js';
 import { EncodedEvent, EventBatch } from './encoded-event.js';
 import { Ring } from './ring.js';
-import type { PageResult, SnapshotResult, Source, SourceHistory, SourceSink } from './source.js';
+import type { PageResult, SnapshotPosition, SnapshotResult, Source, SourceHistory, SourceSink } from './source.js';
 import { EVERY_EVENT, EVERY_TERM, type View, type ViewIndex } from './view.js';
 
 export interface HubOptions {
@@ -67,7 +67,7 @@ interface SnapshotState {
   /** The table being sent. */
   index: number;
   /** Where the table's next page starts (undefined: at its first row). */
-  after: number | undefined;
+  after: SnapshotPosition | undefined;
   /** Rows of the table sent so far. */
   rows: number;
   /** The change log's sequence number when the first page was read: the changes after it follow the snapshot. */

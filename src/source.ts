@@ -32,7 +32,7 @@ export interface Source {
    * `maxBytes`), starting after the page that ended at `after` (undefined: the first page). Each page is read in one
    * short read transaction together with the change log's highest sequence number (`seq`).
    */
-  snapshot?(table: string, after: number | undefined, maxRows: number, maxBytes: number): SnapshotResult | Promise<SnapshotResult>;
+  snapshot?(table: string, after: SnapshotPosition | undefined, maxRows: number, maxBytes: number): SnapshotResult | Promise<SnapshotResult>;
   /** Fields of `/healthz` that describe the store; `ok` says whether it can be read. */
   health(): SourceHealth;
   /** Stops following the store and releases it. Idempotent. */
@@ -67,7 +67,10 @@ export interface SourcePage {
 export type PageResult = SourcePage | { retryMs: number } | { historyGone: number };
 
 /** A page of a table's current rows (events without ids), where the next page starts (undefined: the last), and the log's sequence number then. */
-export type SnapshotResult = { events: EncodedEvent[]; next: number | undefined; seq: number } | { retryMs: number };
+export type SnapshotResult = { events: EncodedEvent[]; next: SnapshotPosition | undefined; seq: number } | { retryMs: number };
+
+/** Where a snapshot's next page starts: after a rowid, or after a WITHOUT ROWID table's primary-key values (key order). */
+export type SnapshotPosition = number | readonly unknown[];
 
 export interface SourceHealth {
   ok: boolean;

@@ -102,7 +102,7 @@ export class Subscriptions {
     const snapshot = SNAPSHOT_VALUES.get(query.get('snapshot') ?? '');
     if (snapshot === undefined) return refused(400, 'bad-snapshot', `snapshot must be 1 or 0, got ${JSON.stringify(query.get('snapshot')).slice(0, 40)}`);
     try {
-      const chosen = this.streams.kind === 'rows' ? this.rows(query, tables[0], claims, snapshot) : this.changes(query, tables[0], claims, snapshot, cursor);
+      const chosen = this.streams.kind === 'rows' ? this.rows(query, tables[0], claims, snapshot) : this.changes(query, tables[0], claims, snapshot);
       if (!chosen.ok) return chosen;
       return { ...chosen, cursor, expiresAt };
     } catch (error) {
@@ -139,7 +139,7 @@ export class Subscriptions {
     return { ok: true as const, hub: stream.hub, view, snapshot: undefined };
   }
 
-  private changes(query: URLSearchParams, table: string | undefined, claims: Record<string, unknown>, snapshot: boolean, cursor: number | undefined) {
+  private changes(query: URLSearchParams, table: string | undefined, claims: Record<string, unknown>, snapshot: boolean) {
     const source = this.streams.changeSource;
     let names: readonly string[];
     if (table !== undefined) {
@@ -155,9 +155,6 @@ export class Subscriptions {
       const params = this.withRule(table === undefined ? new URLSearchParams() : query, name, claims);
       if (!params.ok) return params;
       const schema = this.schemaOf(source, name);
-      if (snapshot && cursor === undefined && schema?.withoutRowid) {
-        return refused(400, 'bad-snapshot', `snapshot of ${name} is not possible: it is a WITHOUT ROWID table (its changes stream)`);
-      }
       scopes.push({ table: name, filter: this.filterFor(params.params, schema, name, source) });
     }
     const plain = table === undefined && scopes.every((scope) => scope.filter === undefined);
