@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { changeToJson } from '../src/change-log.js';
 import { readChanges, runTrack } from './helpers/change-log.js';
-import { createTodosDatabase, json, lastSeq, pythonChanges, rawFrames, tableByKey, TableCopy, type ChangeData } from './helpers/change-stream.js';
+import { byKey, createTodosDatabase, json, lastSeq, pythonChanges, rawFrames, tableByKey, TableCopy, type ChangeData } from './helpers/change-stream.js';
 import { healthz } from './helpers/chaos.js';
 import { cleanUpEverything, removeDirectory } from './helpers/cleanup.js';
 import { databaseFingerprint } from './helpers/fingerprint.js';
@@ -177,8 +177,8 @@ test('resume with Last-Event-ID and ?lastEventId=: every change after the cursor
     const copy = new TableCopy();
     for (let id = 1; id <= 5; id++) copy.apply({ op: 'insert', table: 'todos', pk: { id }, row: { id, title: `todo-${id}`, done: 0 } } as ChangeData);
     copy.applyEvents(fromLog.events);
-    assert.equal(copy.table('todos'), tableByKey(path, 'todos', ['id']));
-    assert.equal(copy.table('notes'), tableByKey(path, 'notes', []));
+    assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])));
+    assert.equal(byKey(copy.table('notes')), byKey(tableByKey(path, 'notes', [])));
   } finally {
     await stopAll(server, closers, dir);
   }
@@ -237,7 +237,7 @@ test('GET /events?table=todos&snapshot=1: the rows without id lines, snapshot-en
     assert.equal(changes.map((event) => Number(event.id)), [...loggedData(path).keys()].filter((id) => id > seq && readChanges(path)[id - 1].table === 'todos'));
     const copy = new TableCopy();
     copy.applyEvents(stream.events);
-    assert.equal(copy.table('todos'), tableByKey(path, 'todos', ['id']), 'snapshot plus changes, applied by pk, is the table');
+    assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])), 'snapshot plus changes, applied by pk, is the table');
     assert.is(copy.lastId, todosSeq);
     stream.close();
 
@@ -251,7 +251,7 @@ test('GET /events?table=todos&snapshot=1: the rows without id lines, snapshot-en
     assert.ok(again.events.every((event) => event.event === 'message' && (JSON.parse(event.data) as ChangeData).op !== 'snapshot'), 'no snapshot, no snapshot-end');
     assert.equal(again.ids(), range(copy.lastId + 1, finalSeq));
     copy.applyEvents(again.events);
-    assert.equal(copy.table('todos'), tableByKey(path, 'todos', ['id']));
+    assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])));
   } finally {
     await stopAll(server, closers, dir);
   }
@@ -313,8 +313,8 @@ con.close()
       assert.ok(ends[0].seq > 3500, `${name}: the snapshot was taken while the writers wrote`);
       const copy = new TableCopy();
       copy.applyEvents(stream.events);
-      if (tables.includes('todos' as never)) assert.equal(copy.table('todos'), todos, `${name}: todos by pk equals the table`);
-      if (tables.includes('notes' as never)) assert.equal(copy.table('notes'), notes, `${name}: notes by pk equals the table`);
+      if (tables.includes('todos' as never)) assert.equal(byKey(copy.table('todos')), byKey(todos), `${name}: todos by pk equals the table`);
+      if (tables.includes('notes' as never)) assert.equal(byKey(copy.table('notes')), byKey(notes), `${name}: notes by pk equals the table`);
       assert.equal([...copy.tables.keys()].sort(), [...tables]);
       const ids = stream.events.filter((event) => event.event === 'message' && (JSON.parse(event.data) as ChangeData).op !== 'snapshot').map((event) => Number(event.id));
       assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), `${name}: changes in order, none twice`);
@@ -365,7 +365,7 @@ test('history gone: track --keep 10, 100 changes, a cursor older than the log ge
     for (const [stream, tables] of [[header, ['notes', 'todos']], [query, ['todos']]] as const) {
       const copy = new TableCopy();
       copy.applyEvents(stream.events);
-      for (const table of tables) assert.equal(copy.table(table), tableByKey(path, table, table === 'todos' ? ['id'] : []), `${table}: never left with a gap`);
+      for (const table of tables) assert.equal(byKey(copy.table(table)), byKey(tableByKey(path, table, table === 'todos' ? ['id'] : [])), `${table}: never left with a gap`);
     }
   } finally {
     await stopAll(server, closers, dir);
@@ -395,8 +395,8 @@ test('history gone while the server runs: a cursor older than both the memory an
     await waitFor('the changes after it', () => stream.events.at(-1)!.id === '102', 10000);
     const copy = new TableCopy();
     copy.applyEvents(stream.events);
-    assert.equal(copy.table('todos'), tableByKey(path, 'todos', ['id']));
-    assert.equal(copy.table('notes'), tableByKey(path, 'notes', []));
+    assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])));
+    assert.equal(byKey(copy.table('notes')), byKey(tableByKey(path, 'notes', [])));
   } finally {
     await stopAll(server, closers, dir);
   }
@@ -555,5 +555,43 @@ for (const journalMode of ['wal', 'delete']) {
     }
   });
 }
+
+test('a WITHOUT ROWID table with a composite key: snapshot=1 and a history-gone reset both send its rows, and snapshot plus changes by pk equals the table', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    sqlite(path, `CREATE TABLE kv(bucket TEXT, n INTEGER, v, PRIMARY KEY (bucket, n)) WITHOUT ROWID;`);
+    await runTrack('track', ['--db', path, '--table', 'kv', '--table', 'todos', '--keep', '10']);
+    // 300 rows over three buckets (text keys out of insertion order), more than a page.
+    sqlite(
+      path,
+      `WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < 300)
+       INSERT INTO kv SELECT char(99 - x % 3), x, x * 1.5 FROM i;
+       INSERT INTO todos(title) VALUES ('one');`,
+    );
+    const seq = lastSeq(path);
+    server = await startServer(['--db', path, '--changes', '--page-rows', '32']);
+    const snapshot = new SseStream(`${server.url}/events?table=kv&snapshot=1`);
+    const gone = new SseStream(`${server.url}/events`, { 'Last-Event-ID': '5' });
+    closers.push(snapshot, gone);
+    await waitFor('the snapshots', () => snapshot.events.some((event) => event.event === 'snapshot-end') && gone.events.filter((event) => event.event === 'snapshot-end').length === 2, 10000);
+    assert.equal(snapshot.events.at(-1), { id: String(seq), event: 'snapshot-end', data: json({ table: 'kv', rows: 300, seq }) });
+    assert.is(assertResetThenSnapshot(gone.events, 5, seq - 9, ['kv', 'todos'], 'Last-Event-ID 5'), seq);
+    // 8 changes, fewer than --keep: an update, deletes, a key change (logged as a delete and an insert), an insert.
+    sqlite(path, `UPDATE kv SET v = 'x' WHERE n IN (7, 14); DELETE FROM kv WHERE bucket = 'a' AND n < 10; UPDATE kv SET n = n + 1000 WHERE n = 3; INSERT INTO kv VALUES ('z', 1, 'new');`);
+    assert.is(lastSeq(path), seq + 8);
+    const last = lastSeq(path);
+    await waitFor('the changes', () => Number(snapshot.events.at(-1)!.id) === last && Number(gone.events.at(-1)!.id) === last, 10000);
+    for (const stream of [snapshot, gone]) {
+      const copy = new TableCopy();
+      copy.applyEvents(stream.events);
+      assert.equal(byKey(copy.table('kv')), byKey(tableByKey(path, 'kv', ['bucket', 'n'])));
+    }
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
 
 test.run();

@@ -39,7 +39,7 @@ export function lastSeq(path: string, table?: string): number {
  */
 export function tableByKey(path: string, table: string, keyColumns: readonly string[]): Map<string, Record<string, unknown>> {
   const rowid = keyColumns.length === 0;
-  const out = sqlite(path, `.mode json\nSELECT ${rowid ? 'rowid AS "_sse_test_rowid", ' : ''}* FROM "${table}" ORDER BY rowid;`).trim();
+  const out = sqlite(path, `.mode json\nSELECT ${rowid ? 'rowid AS "_sse_test_rowid", ' : ''}* FROM "${table}" ORDER BY ${rowid ? 'rowid' : keyColumns.map((column) => `"${column}"`).join(', ')};`).trim();
   const rows = out === '' ? [] : (JSON.parse(out) as Record<string, unknown>[]);
   const byKey = new Map<string, Record<string, unknown>>();
   for (const row of rows) {
@@ -140,4 +140,9 @@ for i in range(${count}):
 con.close()
 `,
   );
+}
+
+/** A copy or a table as `[pk, row]` pairs in key order: compared with assert.equal, a difference shows row by row. */
+export function byKey(map: Map<string, Record<string, unknown>>): [string, Record<string, unknown>][] {
+  return [...map].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
