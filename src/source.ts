@@ -86,6 +86,12 @@ export interface SourceSink {
    * `history.lastId` are reset to it, and the ring starts over from `history`.
    */
   restart(history: SourceHistory): void;
+  /**
+   * A trimmed store (the change log) deleted events the live read had not read yet: its ids are contiguous, so the
+   * first id read, `oldest`, above the last id read plus one means the events in between are gone for everybody.
+   * Called before the events from `oldest` on are published.
+   */
+  gap(oldest: number): void;
   /** Something an operator should know; the hub passes it on once per distinct message. */
   warn(message: string): void;
   /** New events were read `seconds` after the notification that announced them (for /metrics). */

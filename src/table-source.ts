@@ -186,6 +186,9 @@ export class TableSource implements Source {
     this.setDatabaseStatus('ok');
     if (page.rows.length === 0) return 'nothing';
     const events = this.encodeAll(page.rows);
+    const first = this.idOf(page.rows[0]);
+    // The log's ids are contiguous: a first id beyond the next one means the triggers trimmed rows not yet read.
+    if (this.options.trimmed && first > this.lastIdRead + 1) this.sink!.gap(first);
     this.lastIdRead = this.idOf(page.rows[page.rows.length - 1]);
     const latency = this.readLoop.takeLatency();
     if (latency !== undefined) this.sink!.readLatency(latency, events.length);
