@@ -594,4 +594,47 @@ test('a WITHOUT ROWID table with a composite key: snapshot=1 and a history-gone 
   }
 });
 
+test('one transaction that changes more rows than track --keep: live clients get a history-gone reset and a fresh snapshot, never a silent gap', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes', '--keep', '10']);
+    sqlite(path, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) INSERT INTO todos(id, title) SELECT i, 'todo-' || i FROM n;`);
+    server = await startServer(['--db', path, '--changes']);
+    const all = new SseStream(`${server.url}/events?snapshot=1`);
+    const todos = new SseStream(`${server.url}/events?table=todos&snapshot=1`);
+    const ws = new WsRecorder(`ws://127.0.0.1:${server.port}/ws?table=todos&snapshot=1`);
+    closers.push(all, todos, ws);
+    await waitFor('the first snapshots', () => all.events.filter((event) => event.event === 'snapshot-end').length === 2 && todos.events.some((event) => event.event === 'snapshot-end'), 10000);
+    await ws.waitForOpen();
+    await waitFor('the ws snapshot', () => ws.messages.some((message) => message.type === 'snapshot-end'), 10000);
+    assert.is(lastSeq(path), 100);
+
+    // 50 deletes in one statement: the log keeps 10, so 40 are trimmed before any reader can see them.
+    sqlite(path, `DELETE FROM todos WHERE id % 2 = 0;`);
+    assert.is(lastSeq(path), 150);
+    for (const [name, stream, tables] of [['all tables', all, 2], ['todos', todos, 1]] as const) {
+      await waitFor(`${name}: the reset and the new snapshot`, () => stream.events.filter((event) => event.event === 'snapshot-end').length === 2 * tables, 10000);
+      const reset = stream.events.find((event) => event.event === 'reset');
+      assert.ok(reset, `${name}: told, not left with a gap`);
+      assert.equal(JSON.parse(reset!.data), { reason: 'history-gone', lastEventId: 100, oldestSeq: 141 });
+    }
+    await waitFor('the ws reset and snapshot', () => ws.messages.filter((message) => message.type === 'snapshot-end').length === 2, 10000);
+    assert.ok(ws.messages.some((message) => message.type === 'reset' && message.reason === 'history-gone'));
+
+    sqlite(path, `UPDATE todos SET done = 1 WHERE id = 1; INSERT INTO notes(body) VALUES ('after');`);
+    await waitFor('the changes after it', () => all.events.at(-1)!.id === '152' && todos.events.at(-1)!.id === '151', 10000);
+    for (const stream of [all, todos]) {
+      const copy = new TableCopy();
+      copy.applyEvents(stream.events);
+      assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])), 'the odd todos left, as the table holds them');
+    }
+    assert.is(tableByKey(path, 'todos', ['id']).size, 50);
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
 test.run();
