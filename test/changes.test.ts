@@ -10,7 +10,7 @@ import { PausableSseSocket } from './helpers/integration.js';
 import { scrape } from './helpers/prom-text.js';
 import { python, sqlite, tempDirectory } from './helpers/database.js';
 import { runCli, startServer, type ServerProcess } from './helpers/server-process.js';
-import { range, SseStream } from './helpers/sse-stream.js';
+import { freePort, range, SseStream } from './helpers/sse-stream.js';
 import { sleep, waitFor, withTimeout } from './helpers/wait.js';
 import { WsRecorder } from './helpers/ws-recorder.js';
 
@@ -632,6 +632,61 @@ test('one transaction that changes more rows than track --keep: live clients get
       assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])), 'the odd todos left, as the table holds them');
     }
     assert.is(tableByKey(path, 'todos', ['id']).size, 50);
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
+test('SIGKILL and restart while writers write: a client that reconnects with Last-Event-ID (SSE and WebSocket, URL with snapshot=1 unchanged) continues with the changes only and ends holding the table', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes']);
+    sqlite(path, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) INSERT INTO todos(id, title) SELECT i, 'todo-' || i FROM n;`);
+    const port = await freePort();
+    const args = ['--db', path, '--changes', '--port', String(port), '--page-rows', '50'];
+    server = await startServer(args);
+    const query = 'table=todos&snapshot=1';
+    const first = new SseStream(`${server.url}/events?${query}`);
+    const ws = new WsRecorder(`ws://127.0.0.1:${port}/ws?${query}`);
+    closers.push(first, ws);
+    await waitFor('the snapshots', () => first.events.some((event) => event.event === 'snapshot-end') && ws.messages.some((message) => message.type === 'snapshot-end'), 10000);
+    // WebSocket: snapshot rows as {"type":"change","change":{...}} without an id, then snapshot-end with the id.
+    assert.equal(ws.raw[0], `{"type":"change","change":${json({ op: 'snapshot', table: 'todos', pk: { id: 1 }, row: { id: 1, title: 'todo-1', done: 0 } })}}`);
+    assert.is(ws.raw[500], `{"type":"snapshot-end","id":500,"table":"todos","rows":500,"seq":500}`);
+
+    const writer = pythonChanges(path, 600, 2);
+    await waitFor('the writer under way', () => lastSeq(path) > 700, 20000);
+    assert.is(await server.stop('SIGKILL'), 'SIGKILL');
+    await waitFor('more changes while the server is down', () => lastSeq(path) > 800, 20000);
+    server = await startServer(args);
+
+    // What each client saw before the kill, applied by pk; it reconnects as a browser does, with its last id.
+    const sseCopy = new TableCopy();
+    sseCopy.applyEvents(first.events);
+    const wsCopy = new TableCopy();
+    for (const message of ws.messages as unknown as { type: string; id?: number; change?: ChangeData }[]) {
+      if (message.change) wsCopy.apply(message.change);
+      if (message.id !== undefined) wsCopy.lastId = message.id;
+    }
+    const again = new SseStream(`${server.url}/events?${query}`, { 'Last-Event-ID': String(sseCopy.lastId) });
+    const wsAgain = new WsRecorder(`ws://127.0.0.1:${port}/ws?${query}&lastEventId=${wsCopy.lastId}`);
+    closers.push(again, wsAgain);
+    await withTimeout(writer, 60000, 'writer');
+    const last = lastSeq(path, 'todos');
+    await waitFor('both clients up to the last change', () => again.ids().at(-1) === last && wsAgain.messages.at(-1)?.id === last, 20000);
+
+    assert.ok(again.events.every((event) => event.event === 'message' && (JSON.parse(event.data) as ChangeData).op !== 'snapshot'), 'changes only');
+    assert.ok(wsAgain.messages.every((message) => message.type === 'change' && message.id > wsCopy.lastId), 'WebSocket: changes only');
+    const todoSeqs = readChanges(path).filter((change) => change.table === 'todos').map((change) => change.seq);
+    assert.equal(again.ids(), todoSeqs.filter((seq) => seq > sseCopy.lastId), 'every todos change after the cursor, once, in order');
+    sseCopy.applyEvents(again.events);
+    for (const message of wsAgain.messages as unknown as { change: ChangeData }[]) wsCopy.apply(message.change);
+    const table = byKey(tableByKey(path, 'todos', ['id']));
+    assert.equal(byKey(sseCopy.table('todos')), table);
+    assert.equal(byKey(wsCopy.table('todos')), table);
   } finally {
     await stopAll(server, closers, dir);
   }
