@@ -692,4 +692,30 @@ test('SIGKILL and restart while writers write: a client that reconnects with Las
   }
 });
 
+test('a tracked table dropped while the server runs: a snapshot of every table still completes (the dropped one with 0 rows) and the changes follow', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  const closers: { close?: () => void; terminate?: () => void }[] = [];
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes']);
+    sqlite(path, `INSERT INTO todos(title) VALUES ('a'), ('b'); INSERT INTO notes(body) VALUES ('n');`);
+    server = await startServer(['--db', path, '--changes']);
+    sqlite(path, `DROP TABLE notes;`);
+    const stream = new SseStream(`${server.url}/events?snapshot=1`);
+    closers.push(stream);
+    await waitFor(`both snapshot-ends (${server.output().trim()})`, () => stream.events.filter((event) => event.event === 'snapshot-end').length === 2, 10000);
+    const ends = stream.events.filter((event) => event.event === 'snapshot-end').map((event) => JSON.parse(event.data) as { table: string; rows: number });
+    assert.equal(ends.map(({ table, rows }) => ({ table, rows })), [{ table: 'notes', rows: 0 }, { table: 'todos', rows: 2 }]);
+    sqlite(path, `UPDATE todos SET done = 1 WHERE id = 2;`);
+    await waitFor('the change after it', () => stream.events.at(-1)!.id === '4', 10000);
+    const copy = new TableCopy();
+    copy.applyEvents(stream.events);
+    assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])));
+    assert.is(copy.table('notes').size, 0);
+  } finally {
+    await stopAll(server, closers, dir);
+  }
+});
+
 test.run();
