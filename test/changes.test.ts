@@ -424,7 +424,7 @@ test('a cursor ahead of the change log keeps the cursor-ahead reset, then every 
   }
 });
 
-test('a 20,000-row snapshot with --page-rows 100 arrives whole and in order; a client that stops reading is sent only what its socket takes (bounded pages), and /healthz answers throughout', async () => {
+test('a 20,000-row snapshot with --page-rows 100 arrives whole and in order, not cut by --max-catchup-rows; a client that stops reading is sent only what its socket takes (bounded pages), and /healthz answers throughout', async () => {
   const dir = tempDirectory();
   let server: ServerProcess | undefined;
   const closers: { close?: () => void; terminate?: () => void }[] = [];
@@ -439,7 +439,8 @@ test('a 20,000-row snapshot with --page-rows 100 arrives whole and in order; a c
        INSERT INTO todos(id, title) SELECT i, printf('%d-%s', i, hex(zeroblob(500))) FROM n;`,
     );
     const seq = lastSeq(path);
-    server = await startServer(['--db', path, '--changes', '--page-rows', '100', '--metrics']);
+    // --max-catchup-rows bounds catch-up from the log, not a snapshot: the 20,000 rows are not cut at 100.
+    server = await startServer(['--db', path, '--changes', '--page-rows', '100', '--metrics', '--max-catchup-rows', '100']);
     const snapshotBytes = rows * 1000;
 
     // A client that sends its request and then reads nothing.
