@@ -358,7 +358,8 @@ test('history gone: track --keep 10, 100 changes, a cursor older than the log ge
     await waitFor('ws reset and snapshot-end', () => ws.messages.some((message) => message.type === 'snapshot-end'), 10000);
     assert.is(ws.raw[0], json({ type: 'reset', reason: 'history-gone', lastEventId: 5, oldestSeq: 91 }), 'WebSocket: the same reset');
 
-    await pythonChanges(path, 40, 0);
+    // Fewer changes than --keep: the reader cannot fall behind the trimming (that case has its own test below).
+    await pythonChanges(path, 8, 0);
     const last = lastSeq(path);
     await waitFor('the changes after the snapshot', () => Number(header.events.at(-1)!.id) === last && Number(query.events.at(-1)!.id) === lastSeq(path, 'todos'), 10000);
     const changes = header.events.slice(header.events.findIndex((event) => event.id === '100') + 1);
@@ -381,12 +382,8 @@ test('history gone while the server runs: a cursor older than both the memory an
     const path = createTodosDatabase(dir);
     await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes', '--keep', '10']);
     server = await startServer(['--db', path, '--changes', '--history-rows', '20']);
-    const live = new SseStream(`${server.url}/events`);
-    closers.push(live);
-    await live.waitForResponse();
     await pythonChanges(path, 100, 0);
-    await live.waitForRows(100);
-    assert.equal(live.ids(), range(1, 100), 'a live client got every change');
+    await waitFor('the server to read every change', async () => (await healthz(server!.port)).lastId === 100, 10000);
 
     const stream = new SseStream(`${server.url}/events`, { 'Last-Event-ID': '50' });
     closers.push(stream);
@@ -538,7 +535,7 @@ for (const journalMode of ['wal', 'delete']) {
       const live = new SseStream(`${server.url}/events`);
       streams.push(live);
       await pythonChanges(path, 1000, 0);
-      await live.waitForRows(1000);
+      await waitFor('the server to read every change', async () => (await healthz(server!.port)).lastId === 1000, 20000);
       // The server closes its idle connection about a second after the last commit.
       await sleep(1500);
       const before = databaseFingerprint(path);
