@@ -3,7 +3,7 @@ import { changeToJson, CHANGE_LOG_TABLE, decodeChange, type ChangeLogRow } from 
 import { trackedTables } from './change-triggers.js';
 import { EncodedEvent } from './encoded-event.js';
 import { ErrorCodes, SseError } from './errors.js';
-import type { HistoryBounds, SnapshotResult, SourceHistory, SourceSink } from './source.js';
+import type { HistoryBounds, SnapshotPosition, SnapshotResult, SourceHistory, SourceSink } from './source.js';
 import { isBusyError, openError, type Row } from './table-reader.js';
 import { TableSource } from './table-source.js';
 import type { WatcherBackend } from './watcher.js';
@@ -25,7 +25,7 @@ export interface TableSchema {
   columns: { name: string; type: string }[];
   /** The primary-key columns in key order; empty for a table keyed by its rowid. */
   keyColumns: string[];
-  /** A WITHOUT ROWID table: its changes stream, but it has no rowid to page a snapshot by. */
+  /** A WITHOUT ROWID table: it has no rowid, so its snapshot is paged by its primary key. */
   withoutRowid: boolean;
 }
 
@@ -102,10 +102,10 @@ export class ChangeSource extends TableSource {
    * the table as of that change. Pages follow the rowid; a snapshot spans several transactions, so a change made
    * while it is sent may show in a later page and is also sent after it (applied by key, it changes nothing more).
    */
-  snapshot(table: string, after: number | undefined, maxRows: number, maxBytes: number): SnapshotResult {
-    let page: { rows: Row[]; seq: number; cut: boolean };
+  snapshot(table: string, after: SnapshotPosition | undefined, maxRows: number, maxBytes: number): SnapshotResult {
+    let page: { rows: Row[]; seq: number; cut: boolean; next: SnapshotPosition | undefined };
     try {
-      page = this.withDatabase((db) => readSnapshotPage(db, this.schema(table), after ?? -Infinity, maxRows, maxBytes));
+      page = this.withDatabase((db) => readSnapshotPage(db, this.schema(table), after, maxRows, maxBytes));
     } catch (error) {
       if (isBusyError(error)) return { retryMs: 5 };
       // Vanished or broken right now: the client waits (its slow-client timeout still runs) and the next try may work.
@@ -113,9 +113,7 @@ export class ChangeSource extends TableSource {
       return { retryMs: 1000 };
     }
     const { keyColumns } = this.schema(table);
-    let lastRowid = 0;
     const events = page.rows.map((row) => {
-      lastRowid = Number(row._sse_rowid);
       const pk: Record<string, unknown> = {};
       if (keyColumns.length === 0) pk.rowid = row._sse_rowid;
       delete row._sse_rowid;
@@ -124,7 +122,7 @@ export class ChangeSource extends TableSource {
       return new EncodedEvent(page.seq, 'snapshot', value, changeToJson(value), this.changeOptions.event);
     });
     const done = !page.cut && page.rows.length < maxRows;
-    return { events, next: done ? undefined : lastRowid, seq: page.seq };
+    return { events, next: done ? undefined : page.next, seq: page.seq };
   }
 
   private encodeChange(row: Row, id: number): EncodedEvent | undefined {
@@ -176,16 +174,44 @@ function readSchema(db: Database.Database, table: string): TableSchema {
   return { table, columns: columns.map(({ name, type }) => ({ name, type })), keyColumns, withoutRowid: /\bWITHOUT\s+ROWID\b/i.test(sql) };
 }
 
-/** At most `maxRows` rows after `after` (by rowid) and, past the first, `maxBytes`; the log's sequence number in the same transaction. */
-function readSnapshotPage(db: Database.Database, schema: TableSchema, after: number, maxRows: number, maxBytes: number) {
+/**
+ * The query of a snapshot page and the position after a row. A table is paged by rowid; a WITHOUT ROWID table has
+ * none (`SELECT rowid` fails there, and a client whose history was gone waited for it forever, as a test found), so it
+ * is paged by its primary key, which is its storage order: a row value `(k1, k2) > (?, ?)` ordered by the key, the
+ * comparison using each column's collation as the key's index does.
+ */
+function snapshotQuery(db: Database.Database, schema: TableSchema, first: boolean) {
+  const table = quote(schema.table);
+  if (!schema.withoutRowid) {
+    const sql = `SELECT rowid AS _sse_rowid, * FROM ${table}${first ? '' : ' WHERE rowid > ?'} ORDER BY rowid LIMIT ?`;
+    return { statement: db.prepare(sql).safeIntegers(true), positionOf: (row: Row): SnapshotPosition => Number(row._sse_rowid) };
+  }
+  const key = schema.keyColumns.map(quote).join(', ');
+  const sql = `SELECT * FROM ${table}${first ? '' : ` WHERE (${key}) > (${schema.keyColumns.map(() => '?').join(', ')})`} ORDER BY ${key} LIMIT ?`;
+  return { statement: db.prepare(sql).safeIntegers(true), positionOf: (row: Row): SnapshotPosition => schema.keyColumns.map((column) => row[column]) };
+}
+
+/** At most `maxRows` rows after `after` (see snapshotQuery) and, past the first, `maxBytes`; the log's sequence number in the same transaction. */
+function readSnapshotPage(db: Database.Database, schema: TableSchema, after: SnapshotPosition | undefined, maxRows: number, maxBytes: number) {
   const sequence = db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = ?`).pluck().safeIntegers(true);
-  const rows = db.prepare(`SELECT rowid AS _sse_rowid, * FROM ${quote(schema.table)} WHERE rowid > ? ORDER BY rowid LIMIT ?`).safeIntegers(true);
+  const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).pluck();
+  if (!exists.get(schema.table)) {
+    // A tracked table dropped while the server runs has no rows: its snapshot is empty. Found by
+    // test/changes.test.ts: the query failed with "no such table" and was retried every second for good, so a client
+    // that asked for a snapshot of every table (or whose history was gone) never got past it.
+    return { rows: [] as Row[], seq: Number((sequence.get(CHANGE_LOG_TABLE) as bigint | undefined) ?? 0n), cut: false, next: undefined };
+  }
+  const { statement, positionOf } = snapshotQuery(db, schema, after === undefined);
+  const params = after === undefined ? [maxRows] : [...(typeof after === 'number' ? [after] : after), maxRows];
   return db.transaction(() => {
     const seq = Number((sequence.get(CHANGE_LOG_TABLE) as bigint | undefined) ?? 0n);
     const out: Row[] = [];
     let bytes = 0;
     let cut = false;
-    for (const row of rows.iterate(after, maxRows) as IterableIterator<Row>) {
+    let next: SnapshotPosition | undefined;
+    for (const row of statement.iterate(...params) as IterableIterator<Row>) {
+      // The position before safeNumbers: key values bound back exactly as read (a bigint stays a bigint).
+      next = positionOf(row);
       out.push(safeNumbers(row));
       for (const key in row) {
         const value = row[key];
@@ -196,7 +222,7 @@ function readSnapshotPage(db: Database.Database, schema: TableSchema, after: num
         break;
       }
     }
-    return { rows: out, seq, cut };
+    return { rows: out, seq, cut, next };
   })();
 }
 

@@ -4,7 +4,7 @@ import { CatchUpCache, type CatchUpPage } from './catch-up-cache.js';
 import type { Client } from './client.js';
 import { EncodedEvent, EventBatch } from './encoded-event.js';
 import { Ring } from './ring.js';
-import type { PageResult, SnapshotResult, Source, SourceHistory, SourceSink } from './source.js';
+import type { PageResult, SnapshotPosition, SnapshotResult, Source, SourceHistory, SourceSink } from './source.js';
 import { EVERY_EVENT, EVERY_TERM, type View, type ViewIndex } from './view.js';
 
 export interface HubOptions {
@@ -67,7 +67,7 @@ interface SnapshotState {
   /** The table being sent. */
   index: number;
   /** Where the table's next page starts (undefined: at its first row). */
-  after: number | undefined;
+  after: SnapshotPosition | undefined;
   /** Rows of the table sent so far. */
   rows: number;
   /** The change log's sequence number when the first page was read: the changes after it follow the snapshot. */
@@ -145,6 +145,7 @@ export class Hub extends EventEmitter<HubEvents> {
     const sink: SourceSink = {
       publish: (events) => this.publish(events),
       restart: (history) => this.restart(history),
+      gap: (oldest) => this.gap(oldest),
       warn: (message) => this.emit('warning', message),
       readLatency: (seconds, events) => this.emit('read', seconds, events),
     };
@@ -532,6 +533,25 @@ export class Hub extends EventEmitter<HubEvents> {
       this.leaveLive(client);
       this.catchingUp.set(client, subscription);
       this.scheduleCatchUp(client);
+    }
+  }
+
+  /**
+   * The store trimmed events before the live read reached them (a transaction changed more rows than the change log
+   * keeps, or the read fell that far behind). Found by test/changes.test.ts: live clients were silently left without
+   * those changes. Now the ring starts again below `oldest`, and every live client, being behind the gap, gets the
+   * history-gone reset (and on a change stream a fresh snapshot), as a resuming client with such a cursor does.
+   * Clients still catching up meet the gap in their own next step (the ring no longer covers their cursor).
+   */
+  private gap(oldest: number): void {
+    this.emit('warning', `the change log was trimmed past changes not yet read (oldest now ${oldest}, last read ${this.lastPublished}): clients get a history-gone reset; raise track --keep above the changes one transaction makes`);
+    this.ring.reset(oldest - 1);
+    this.catchUpCache.clear();
+    for (const [client, subscription] of [...this.live]) {
+      subscription.cursor = Math.max(subscription.cursor, this.lastPublished);
+      this.leaveLive(client);
+      this.catchingUp.set(client, subscription);
+      this.historyGone(client, subscription, oldest);
     }
   }
 

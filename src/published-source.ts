@@ -43,6 +43,7 @@ export class PublishedSource implements Source {
         sink.restart(history);
         this.publisher.resync();
       },
+      gap: (oldest) => sink.gap(oldest),
       warn: (message) => sink.warn(message),
       readLatency: (seconds, events) => sink.readLatency(seconds, events),
     };

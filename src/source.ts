@@ -32,7 +32,7 @@ export interface Source {
    * `maxBytes`), starting after the page that ended at `after` (undefined: the first page). Each page is read in one
    * short read transaction together with the change log's highest sequence number (`seq`).
    */
-  snapshot?(table: string, after: number | undefined, maxRows: number, maxBytes: number): SnapshotResult | Promise<SnapshotResult>;
+  snapshot?(table: string, after: SnapshotPosition | undefined, maxRows: number, maxBytes: number): SnapshotResult | Promise<SnapshotResult>;
   /** Fields of `/healthz` that describe the store; `ok` says whether it can be read. */
   health(): SourceHealth;
   /** Stops following the store and releases it. Idempotent. */
@@ -67,7 +67,10 @@ export interface SourcePage {
 export type PageResult = SourcePage | { retryMs: number } | { historyGone: number };
 
 /** A page of a table's current rows (events without ids), where the next page starts (undefined: the last), and the log's sequence number then. */
-export type SnapshotResult = { events: EncodedEvent[]; next: number | undefined; seq: number } | { retryMs: number };
+export type SnapshotResult = { events: EncodedEvent[]; next: SnapshotPosition | undefined; seq: number } | { retryMs: number };
+
+/** Where a snapshot's next page starts: after a rowid, or after a WITHOUT ROWID table's primary-key values (key order). */
+export type SnapshotPosition = number | readonly unknown[];
 
 export interface SourceHealth {
   ok: boolean;
@@ -83,6 +86,12 @@ export interface SourceSink {
    * `history.lastId` are reset to it, and the ring starts over from `history`.
    */
   restart(history: SourceHistory): void;
+  /**
+   * A trimmed store (the change log) deleted events the live read had not read yet: its ids are contiguous, so the
+   * first id read, `oldest`, above the last id read plus one means the events in between are gone for everybody.
+   * Called before the events from `oldest` on are published.
+   */
+  gap(oldest: number): void;
   /** Something an operator should know; the hub passes it on once per distinct message. */
   warn(message: string): void;
   /** New events were read `seconds` after the notification that announced them (for /metrics). */

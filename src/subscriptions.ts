@@ -111,7 +111,7 @@ export class Subscriptions {
       return refused(400, 'bad-snapshot', 'snapshots are not available on an edge: it has no database to read the tables from (take snapshot=1 from the origin, then resume here with its Last-Event-ID)');
     }
     try {
-      const chosen = this.streams.kind === 'rows' ? this.rows(query, tables[0], claims, snapshot) : this.changes(query, tables[0], claims, snapshot, cursor);
+      const chosen = this.streams.kind === 'rows' ? this.rows(query, tables[0], claims, snapshot) : this.changes(query, tables[0], claims, snapshot);
       if (!chosen.ok) return chosen;
       return { ...chosen, cursor, expiresAt };
     } catch (error) {
@@ -148,7 +148,7 @@ export class Subscriptions {
     return { ok: true as const, hub: stream.hub, view, snapshot: undefined };
   }
 
-  private changes(query: URLSearchParams, table: string | undefined, claims: Record<string, unknown>, snapshot: boolean, cursor: number | undefined) {
+  private changes(query: URLSearchParams, table: string | undefined, claims: Record<string, unknown>, snapshot: boolean) {
     const source = this.streams.changeSource;
     let names: readonly string[];
     if (table !== undefined) {
@@ -164,9 +164,6 @@ export class Subscriptions {
       const params = this.withRule(table === undefined ? new URLSearchParams() : query, name, claims);
       if (!params.ok) return params;
       const schema = this.schemaOf(name);
-      if (snapshot && cursor === undefined && schema?.withoutRowid) {
-        return refused(400, 'bad-snapshot', `snapshot of ${name} is not possible: it is a WITHOUT ROWID table (its changes stream)`);
-      }
       scopes.push({ table: name, filter: this.filterFor(params.params, schema, name, source) });
     }
     const plain = table === undefined && scopes.every((scope) => scope.filter === undefined);

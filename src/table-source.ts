@@ -186,6 +186,9 @@ export class TableSource implements Source {
     this.setDatabaseStatus('ok');
     if (page.rows.length === 0) return 'nothing';
     const events = this.encodeAll(page.rows);
+    const first = this.idOf(page.rows[0]);
+    // The log's ids are contiguous: a first id beyond the next one means the triggers trimmed rows not yet read.
+    if (this.options.trimmed && first > this.lastIdRead + 1) this.sink!.gap(first);
     this.lastIdRead = this.idOf(page.rows[page.rows.length - 1]);
     const latency = this.readLoop.takeLatency();
     if (latency !== undefined) this.sink!.readLatency(latency, events.length);
@@ -286,9 +289,9 @@ export class TableSource implements Source {
     const { rows, cut } = reader.newestRows(this.bounds.rows, this.bounds.bytes);
     const lastId = rows.length > 0 ? this.idOf(rows[rows.length - 1]) : emptyTableLastId;
     this.lastIdRead = lastId;
-    // A trimmed store (the change log) that fits in memory is not the whole history: the rows it deleted are gone.
-    // Its floor is then just below its oldest row, so an older cursor goes to readPage and gets history-gone instead
-    // of being served from memory with a silent gap.
+    // A trimmed table (the change log) that fits whole still starts at its oldest row, not at the beginning of time:
+    // ids below it were trimmed, so an older cursor must go to readPage, which answers history-gone. With -Infinity
+    // the ring claimed to cover such a cursor and served the rows it holds, silently skipping the trimmed ones.
     const wholeTable = !cut && rows.length < this.bounds.rows && !this.options.trimmed;
     const floor = rows.length === 0 ? lastId : wholeTable ? -Infinity : this.idOf(rows[0]) - 1;
     return { events: this.encodeAll(rows), lastId, floor };

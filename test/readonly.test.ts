@@ -1,30 +1,13 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { healthz, scaled } from './helpers/chaos.js';
 import { removeDirectory } from './helpers/cleanup.js';
 import { createMessagesDatabase, pythonInsert, tempDirectory } from './helpers/database.js';
+import { databaseFingerprint } from './helpers/fingerprint.js';
 import { tableIds } from './helpers/integration.js';
 import { startServer, type ServerProcess } from './helpers/server-process.js';
 import { SseStream } from './helpers/sse-stream.js';
 import { sleep, waitFor, withTimeout } from './helpers/wait.js';
-
-/**
- * What a writer would change: the bytes and mtime of the database file and of its rollback journal or WAL.
- * (`-shm` is left out: it is shared memory that every reader, read-only ones included, writes read marks to.)
- */
-function fingerprint(path: string): string {
-  return ['', '-wal', '-journal']
-    .map((suffix) => {
-      const file = path + suffix;
-      if (!existsSync(file)) return `${suffix || 'db'}: none`;
-      const stats = statSync(file, { bigint: true });
-      const hash = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16);
-      return `${suffix || 'db'}: ${stats.size} bytes sha256 ${hash} mtime ${stats.mtimeNs}`;
-    })
-    .join('; ');
-}
 
 /** Many clients of every kind for a while: catch-ups from the database, recent rows, cursors ahead of the table. */
 async function crowd(server: ServerProcess, lastId: number, seconds: number): Promise<number> {
@@ -64,19 +47,19 @@ for (const journalMode of ['wal', 'delete']) {
       for (const stream of streams) assert.equal(stream.ids(), ids);
       // The writer is gone; the server closes its idle connection about a second after the last commit.
       await sleep(1500);
-      const before = fingerprint(path);
+      const before = databaseFingerprint(path);
 
       const delivered = await crowd(server, ids.at(-1)!, 3);
       assert.ok(delivered > 0);
       assert.is(await server.stop('SIGTERM'), 0, 'a clean exit');
-      const afterFirst = fingerprint(path);
+      const afterFirst = databaseFingerprint(path);
       assert.is(afterFirst, before, 'unchanged by a running server and its clients, and by its shutdown');
 
       // A fresh start reads the table, fills its memory, serves a crowd and stops: still nothing written.
       server = await startServer(args);
       await crowd(server, ids.at(-1)!, 3);
       assert.is(await server.stop('SIGTERM'), 0, 'a clean exit');
-      const afterSecond = fingerprint(path);
+      const afterSecond = databaseFingerprint(path);
       assert.is(afterSecond, before, 'unchanged by a start, a crowd and a stop');
       console.log(`[chaos] read-only (${journalMode}): ${before}`);
     } finally {

@@ -143,6 +143,8 @@ export interface Health {
   lastId: number;
   database: string;
   journalMode?: string;
+  /** Clients still being brought up to date (catch-up or snapshot) before they join the live stream. */
+  catchingUp?: number;
 }
 
 export async function healthz(port: number, timeoutMs = 5000): Promise<Health> {
