@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { changeToJson, CHANGE_LOG_TABLE, decodeChange, type ChangeLogRow } from './change-log.js';
-import { trackedTables } from './change-triggers.js';
+import { trackedTables, untrackedColumns } from './change-triggers.js';
 import { EncodedEvent } from './encoded-event.js';
 import { ErrorCodes, SseError } from './errors.js';
 import type { HistoryBounds, SnapshotPosition, SnapshotResult, SourceHistory, SourceSink } from './source.js';
@@ -63,9 +63,11 @@ export class ChangeSource extends TableSource {
   }
 
   override async start(sink: SourceSink, bounds: HistoryBounds): Promise<SourceHistory> {
-    this.refreshTables();
     try {
-      return await super.start(sink, bounds);
+      const history = await super.start(sink, bounds);
+      // After the start, so a stale table's warning reaches the log.
+      this.refreshTables();
+      return history;
     } catch (error) {
       if ((error as SseError).code !== ErrorCodes.TABLE_MISSING) throw error;
       const path = this.changeOptions.path;
@@ -140,12 +142,23 @@ export class ChangeSource extends TableSource {
 
   private refreshTables(): void {
     let tracked: string[];
+    let stale: [string, string[]][];
     try {
-      tracked = this.withDatabase((db) => trackedTables(db));
+      ({ tracked, stale } = this.withDatabase((db) => {
+        const tables = trackedTables(db);
+        return { tracked: tables, stale: tables.map((table): [string, string[]] => [table, untrackedColumns(db, table)]) };
+      }));
     } catch {
       return;
     }
     this.served = this.narrowTo ? tracked.filter((table) => this.narrowTo!.has(table.toLowerCase())) : tracked;
+    for (const [table, columns] of stale) {
+      if (columns.length === 0 || !this.served.includes(table)) continue;
+      // Not an error: the stream goes on, but these columns are missing from every change until track runs again.
+      this.warn(
+        `table ${table} has columns its change triggers do not log (${columns.join(', ')}): run npx sqlite-sse track --db ${this.changeOptions.path} --table ${table} again`,
+      );
+    }
   }
 
   /** A short-lived read-only connection: snapshots and schema reads never hold the stream's reader open. */

@@ -168,6 +168,18 @@ function keyColumns(table: string, columns: Column[]): Key {
 }
 
 /** Our triggers: named `_sse_...` and writing to the log (so a user's own `_sse_` trigger is never dropped). */
+/**
+ * The columns of a tracked table that its insert trigger does not log: added (ALTER TABLE ... ADD COLUMN) since
+ * `track` last ran. Their values are missing from every change until `track` runs again.
+ */
+export function untrackedColumns(db: Database.Database, table: string): string[] {
+  const trigger = ourTriggers(db, table).find((row) => row.name === triggerName(row.tbl_name, 'insert'));
+  if (!trigger) return [];
+  return tableColumns(db, trigger.tbl_name)
+    .map((column) => column.name)
+    .filter((name) => !trigger.sql.includes(`NEW.${quoteIdentifier(name)}`));
+}
+
 function ourTriggers(db: Database.Database, table?: string): { name: string; tbl_name: string; sql: string }[] {
   const rows = db
     .prepare(`SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '\\_sse\\_%' ESCAPE '\\' AND sql LIKE ? ORDER BY name`)

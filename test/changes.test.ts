@@ -104,6 +104,26 @@ test('track todos and notes, then --changes: inserts, updates and deletes from t
   }
 });
 
+test('a table altered since it was tracked: the server warns at start, naming the new column and the command that refreshes its triggers', async () => {
+  const dir = tempDirectory();
+  let server: ServerProcess | undefined;
+  try {
+    const path = createTodosDatabase(dir);
+    await runTrack('track', ['--db', path, '--table', 'todos', '--table', 'notes']);
+    sqlite(path, 'ALTER TABLE todos ADD COLUMN due TEXT;');
+    server = await startServer(['--db', path, '--changes']);
+    await waitFor('the warning', () => /warning: table todos has columns its change triggers do not log \(due\): run npx sqlite-sse track --db .* --table todos again/.test(server!.output()), 5000);
+    assert.not.match(server.output(), /table notes has columns/, 'notes did not change');
+    await server.stop();
+    await runTrack('track', ['--db', path, '--table', 'todos']);
+    server = await startServer(['--db', path, '--changes']);
+    await sleep(300);
+    assert.not.match(server.output(), /do not log/, 'after track again, no warning');
+  } finally {
+    await stopAll(server, [], dir);
+  }
+});
+
 test('--changes --table todos narrows the stream to todos (ids keep their seq) and --event names the events', async () => {
   const dir = tempDirectory();
   let server: ServerProcess | undefined;
