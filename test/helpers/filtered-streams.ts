@@ -1,15 +1,9 @@
+import type { ChangeData } from './change-stream.js';
 import { sqlite } from './database.js';
 import type { SseStream } from './sse-stream.js';
 
-/** One change-stream event as sent on `/events` with `--changes`. */
-export interface ChangeMessage {
-  op: 'insert' | 'update' | 'delete' | 'snapshot';
-  move?: 'in' | 'out';
-  table: string;
-  pk: Record<string, unknown>;
-  row?: Record<string, unknown>;
-  old?: Record<string, unknown>;
-}
+/** One change-stream event as sent on `/events` with `--changes` (the one shape the change-stream helpers read). */
+export type ChangeMessage = ChangeData;
 
 /** The ids `SELECT id FROM table WHERE condition` returns, run by a separate sqlite3 (or python3) process. */
 export function selectIds(db: string, table: string, condition: string): number[] {
