@@ -283,6 +283,9 @@ function applyStreamFlags(options: ServerOptions): void {
     throw bad(`--redis expects a Redis URL like redis://127.0.0.1:6379, got ${JSON.stringify(options.redis)}`);
   }
   if (options.redis !== undefined && options.tables.length > 1 && !options.changes) throw bad('--redis publishes one stream: pass one --table (or --changes)');
+  // One publisher per stream key: each worker would run its own, and one lagging behind the stream's top would take it
+  // for a replaced database and rebuild the stream.
+  if (options.redis !== undefined && options.workers > 1) throw bad('--redis publishes from one process: --workers does not apply (run edges for more connections)');
 }
 
 function applyAccessFlags(options: ServerOptions, raw: RawOnly): void {

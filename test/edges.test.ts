@@ -589,6 +589,7 @@ test('flags that do not go together fail at once with one line', async () => {
     [['--origin', 'http://127.0.0.1:8000'], 'error: --origin goes with --edge'],
     [['--edge', 'http://127.0.0.1:6379'], 'error: --edge expects a Redis URL like redis://127.0.0.1:6379, got "http://127.0.0.1:6379"'],
     [['--edge', 'redis://127.0.0.1:6379', '--table', 'a', '--table', 'b'], 'error: --edge serves one stream: pass one --table (or --changes)'],
+    [['--redis', 'redis://127.0.0.1:6379', '--workers', '2'], 'error: --redis publishes from one process: --workers does not apply (run edges for more connections)'],
   ];
   for (const [args, line] of cases) {
     const { code, stdout, stderr } = await runCli(args);
