@@ -228,8 +228,10 @@ export function replayTable(results: ReplayResult[]): string {
       'rows from table / from memory',
       'step read p50',
       'step read max',
-      'of which finding the step end (mean)',
+      'of which finding the step end: p50',
+      'max',
       'event-loop delay max (/metrics)',
+      '/healthz probes',
       '/healthz p99',
       '/healthz max',
       'server CPU ms',
@@ -237,7 +239,11 @@ export function replayTable(results: ReplayResult[]): string {
     results.map((r) => {
       const covered = r.steps.map((s) => (s.end ?? s.after) - s.after);
       const reads = new Histogram();
-      for (const step of r.steps) reads.record(step.ms);
+      const bounds = new Histogram();
+      for (const step of r.steps) {
+        reads.record(step.ms);
+        bounds.record(step.boundMs);
+      }
       return [
         r.index,
         r.rows,
@@ -254,8 +260,10 @@ export function replayTable(results: ReplayResult[]): string {
         `${r.rowsFromTable} / ${r.received - r.rowsFromTable}`,
         formatMs(reads.percentile(50)),
         formatMs(reads.max),
-        formatMs(r.steps.length ? r.steps.reduce((sum, step) => sum + step.boundMs, 0) / r.steps.length : NaN),
+        formatMs(bounds.percentile(50)),
+        formatMs(bounds.max),
         formatMs(r.eventLoopLagMaxMs),
+        r.healthz.count,
         formatMs(r.healthz.percentile(99)),
         formatMs(r.healthz.max),
         fixed(r.serverCpuMs, 0),
