@@ -1,4 +1,5 @@
 /** The bench's flags: parsed, defaulted and validated; `--help` text built from the same table. */
+import { FILTER_KINDS, type FilterKind, type FilterSpec } from './filter-plan.js';
 
 export const BASELINES = ['poll100', 'poll5000', 'raw'] as const;
 export type Baseline = (typeof BASELINES)[number];
@@ -18,6 +19,10 @@ export interface BenchOptions {
   /** The server's `--workers` values to run (1: one process, pinned to CPU 0; more: not pinned). */
   workers: number[];
   baselines: Baseline[];
+  /** Filters of the streaming runs (see filter-plan.ts): each runs side by side with the others. */
+  filters: FilterSpec[];
+  /** Users the rows are spread over; 0: each filter's default (own and none: one per client; same: 1). */
+  users: number;
   quick: boolean;
   /** Rows in one transaction for the burst run; 0: no burst run. */
   burst: number;
@@ -56,6 +61,12 @@ export const FLAGS: Record<string, Flag> = {
   duration: { value: 'SECONDS', help: 'seconds of writing per streaming run', default: '10' },
   transport: { value: 'LIST', help: 'transports of the server under test, e.g. sse,ws (one run of each, side by side)', default: 'sse' },
   workers: { value: 'N,N,...', help: "the server's --workers values to run, e.g. 1,2 (more than 1: server and load not pinned)", default: '1' },
+  filter: {
+    value: 'LIST',
+    help: 'filters of the streaming runs, side by side: none (every row), own (client i: user_id=eq.i), same (every client: user_id=eq.0); KIND@N runs that one at N clients only',
+    default: 'none',
+  },
+  users: { value: 'N', help: 'users the rows go to, round robin (own, none: one per client; same: 1, so every row matches)', default: 'per filter' },
   baseline: { value: 'LIST', help: `baselines run next to the server: ${BASELINES.join(',')}, all or none`, default: 'all' },
   burst: { value: 'ROWS', help: 'also run a burst: this many rows in one transaction (0: no burst run); with --server-arg --metrics, also the server\'s event-loop delay', default: '0' },
   'burst-clients': { value: 'N', help: 'clients connected during the burst', default: '100' },
@@ -104,6 +115,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     transports: [...new Set(text('transport').split(',').map((part) => oneOf('transport', part.trim(), ['sse', 'ws'] as const)))],
     workers: [...new Set(countList('workers', text('workers')))],
     baselines: baselines(text('baseline', 'poll100,raw')),
+    filters: filterSpecs(text('filter')),
+    users: given.has('users') ? number('users', given.get('users')!, 1, true) : 0,
     quick,
     burst: number('burst', text('burst'), 0, true),
     burstClients: number('burst-clients', text('burst-clients'), 1, true),
@@ -144,6 +157,17 @@ function oneOf<T extends string>(name: string, text: string, allowed: readonly T
   return text as T;
 }
 
+function filterSpecs(text: string): FilterSpec[] {
+  const specs: FilterSpec[] = [];
+  for (const part of text.split(',').map((item) => item.trim())) {
+    const [kind, at, ...rest] = part.split('@');
+    const checked: FilterKind = oneOf('filter', kind, FILTER_KINDS);
+    if (rest.length > 0) throw new ArgsError(`--filter expects KIND or KIND@CLIENTS, got ${JSON.stringify(part)}`);
+    specs.push(at === undefined ? { kind: checked } : { kind: checked, clients: number('filter', at, 1, true) });
+  }
+  return specs;
+}
+
 function baselines(text: string): Baseline[] {
   if (text === 'all') return [...BASELINES];
   if (text === 'none' || text === '') return [];
@@ -172,6 +196,8 @@ export function helpText(): string {
     '  npm run bench -- --clients 100,1000 --transport sse,ws --baseline raw',
     '  npm run bench -- --clients 1000 --workers 1,2 --idle-clients 18000 --baseline none',
     '  npm run bench -- --clients 0 --burst 100000 --burst-clients 100',
+    '  npm run bench -- --clients 10000 --rate 100 --filter none@100,own --baseline none --per-process 5000',
+    '  npm run bench -- --clients 10000 --rate 10 --filter none,same --baseline none',
     '  npm run bench -- --clients 0 --idle-clients 18000',
   ].join('\n');
 }

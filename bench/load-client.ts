@@ -3,12 +3,17 @@
  * Started by the orchestrator with `fork()`; driven by IPC messages (see `LoadCommand`), so several of these
  * spread the connections (and the open files) over processes.
  */
+import { filterQuery, matchOf, userOfClient, type FilterPlan } from './filter-plan.js';
 import { Tally, type ConnectionTarget, type StreamConnection } from './sse-connection.js';
 import { openStream } from './streams.js';
 import { Histogram, type HistogramData } from './stats.js';
 
 export type LoadCommand =
-  | { cmd: 'open'; target: ConnectionTarget; count: number; concurrency: number; timeoutMs: number }
+  /**
+   * `target.path` is the stream's path without a filter; with `filter`, connection j asks for client
+   * `firstIndex + j`'s filter (appended to the path) and checks that it gets exactly that filter's rows.
+   */
+  | { cmd: 'open'; target: ConnectionTarget; count: number; concurrency: number; timeoutMs: number; filter?: FilterPlan; firstIndex?: number }
   | { cmd: 'finish'; finalId: number; timeoutMs: number }
   | { cmd: 'close' };
 
@@ -30,6 +35,8 @@ export interface LoadReport {
   deliveries: number;
   lost: number;
   duplicated: number;
+  /** Rows received by a filtered client that its filter does not take. */
+  wrong: number;
   otherEvents: number;
   unstamped: number;
   bytes: number;
@@ -77,7 +84,11 @@ function open(command: Extract<LoadCommand, { cmd: 'open' }>): Promise<OpenRepor
           if (settled === command.count) done();
           else startNext();
         };
-        const connection = openStream(command.target, cursorOf(command.target.path), tally, {
+        const index = (command.firstIndex ?? 0) + started - 1;
+        const target = command.filter
+          ? { ...command.target, path: command.target.path + filterQuery(userOfClient(command.filter, index)), match: matchOf(command.filter, index) }
+          : command.target;
+        const connection = openStream(target, cursorOf(command.target.path), tally, {
           onOpen: (c) => finishOne(c, true),
           onEnd: (c) => finishOne(c, false),
         });
@@ -99,7 +110,7 @@ function finish(command: Extract<LoadCommand, { cmd: 'finish' }>): Promise<LoadR
   const deadline = Date.now() + command.timeoutMs;
   return new Promise((resolve) => {
     const check = () => {
-      const waiting = connections.some((c) => !c.ended && c.lastId < command.finalId);
+      const waiting = connections.some((c) => !c.ended && !c.caughtUp(command.finalId));
       if (waiting && Date.now() < deadline) {
         setTimeout(check, 20);
         return;
@@ -121,6 +132,7 @@ function finish(command: Extract<LoadCommand, { cmd: 'finish' }>): Promise<LoadR
         deliveries: tally.deliveries,
         lost: tally.lost,
         duplicated: tally.duplicated,
+        wrong: tally.wrong,
         otherEvents: tally.otherEvents,
         unstamped: tally.unstamped,
         bytes: tally.bytes,

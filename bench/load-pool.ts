@@ -4,6 +4,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { FilterPlan } from './filter-plan.js';
 import type { LoadCommand, LoadReport, OpenReport } from './load-client.js';
 import { forkScript, nextMessage, openFilesLimit, stopChild } from './processes.js';
 import { Histogram } from './stats.js';
@@ -47,11 +48,14 @@ export class LoadPool {
     return this.processes.length;
   }
 
-  async open(host: string, port: number, path: string, timeoutMs: number, concurrency = 64): Promise<MergedOpen> {
+  /** Opens every connection; with `filter`, client i (numbered across processes) asks for client i's filter. */
+  async open(host: string, port: number, path: string, timeoutMs: number, concurrency = 64, filter?: FilterPlan): Promise<MergedOpen> {
+    let firstIndex = 0;
     const replies = await Promise.all(
       this.processes.map((child, i) => {
         const reply = nextMessage<OpenReport>(child, 'opened', timeoutMs + 5000);
-        send(child, { cmd: 'open', target: { host, port, path }, count: this.shares[i], concurrency, timeoutMs });
+        send(child, { cmd: 'open', target: { host, port, path }, count: this.shares[i], concurrency, timeoutMs, filter, firstIndex });
+        firstIndex += this.shares[i];
         return reply;
       }),
     );
@@ -85,6 +89,7 @@ export class LoadPool {
       deliveries: sum('deliveries'),
       lost: sum('lost'),
       duplicated: sum('duplicated'),
+      wrong: sum('wrong'),
       otherEvents: sum('otherEvents'),
       unstamped: sum('unstamped'),
       bytes: sum('bytes'),

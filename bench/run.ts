@@ -8,6 +8,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ArgsError, helpText, parseBenchArgs, type BenchOptions } from './args.js';
+import { filterRuns, usersFor, type FilterPlan } from './filter-plan.js';
 import { otherCpuPercent, sampleCpu } from './machine-load.js';
 import { killChildrenOnExit, pinProcess } from './processes.js';
 import { profileTables, summarizeProfile } from './profile-summary.js';
@@ -24,11 +25,12 @@ function placement(options: BenchOptions): Placement {
 const fixed = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
 const ratio = (ours: number, theirs: number) => (Number.isFinite(ours) && Number.isFinite(theirs) && theirs > 0 ? `${(ours / theirs).toFixed(2)}×` : '–');
 const cpuPerThousand = (r: StreamResult) => (r.delivered.deliveries > 0 ? (r.serverCpuMs / r.delivered.deliveries) * 1000 : NaN);
+const cpuPerCommit = (r: StreamResult) => (r.writer.commits > 0 ? r.serverCpuMs / r.writer.commits : NaN);
 const rssPerClient = (r: StreamResult) => (r.open > 0 ? (r.rssConnectedKiB - r.rssBeforeKiB) / r.open : NaN);
 
 function streamTable(results: StreamResult[]): string {
   return markdownTable(
-    ['target', 'clients', 'open', 'p50', 'p99', 'max', 'deliveries/s', 'lost', 'dup', 'dropped', 'server CPU ms / 1k deliveries', 'server CPU %', 'load CPU %', 'RSS KiB / client', 'idle CPU %', 'stream open p50', 'first event p50'],
+    ['target', 'clients', 'open', 'p50', 'p99', 'max', 'deliveries/s', 'lost', 'dup', 'wrong', 'dropped', 'server CPU ms / 1k deliveries', 'server CPU ms / commit', 'server CPU %', 'load CPU %', 'RSS KiB / client', 'idle CPU %', 'stream open p50', 'first event p50'],
     results.map((r) => [
       r.label,
       r.clients,
@@ -39,8 +41,10 @@ function streamTable(results: StreamResult[]): string {
       fixed(r.deliveriesPerSecond, 0),
       r.delivered.lost,
       r.delivered.duplicated,
+      r.delivered.wrong,
       r.delivered.dropped,
       fixed(cpuPerThousand(r), 2),
+      fixed(cpuPerCommit(r), 3),
       fixed(r.serverCpuPercent, 1),
       fixed(r.loadCpuPercent, 0),
       fixed(rssPerClient(r), 1),
@@ -72,11 +76,11 @@ function variantTable(results: StreamResult[]): string {
   const ours = results.filter((r) => r.target === 'sqlite-sse');
   const rows: string[][] = [];
   for (const ws of ours.filter((r) => r.transport === 'ws')) {
-    const sse = ours.find((r) => r.transport === 'sse' && r.clients === ws.clients && r.workers === ws.workers);
+    const sse = ours.find((r) => r.transport === 'sse' && r.clients === ws.clients && r.workers === ws.workers && r.filter.kind === ws.filter.kind);
     if (sse) rows.push(ratioRow(`${ws.label} / ${sse.label}`, ws, sse));
   }
   for (const many of ours.filter((r) => r.workers > 1)) {
-    const one = ours.find((r) => r.workers === 1 && r.clients === many.clients && r.transport === many.transport);
+    const one = ours.find((r) => r.workers === 1 && r.clients === many.clients && r.transport === many.transport && r.filter.kind === many.filter.kind);
     if (one) rows.push(ratioRow(`${many.label} / ${one.label}`, many, one));
   }
   return rows.length ? markdownTable(RATIO_HEADERS, rows) : '';
@@ -85,12 +89,61 @@ function variantTable(results: StreamResult[]): string {
 /** Ours divided by each other target's figure at the same client count: below 1 is better for latency and CPU. */
 function comparisonTable(results: StreamResult[]): string {
   const rows: string[][] = [];
-  for (const ours of results.filter((r) => r.target === 'sqlite-sse')) {
+  for (const ours of results.filter((r) => r.target === 'sqlite-sse' && r.filter.kind === 'none')) {
     for (const other of results.filter((r) => r.target !== 'sqlite-sse' && r.clients === ours.clients)) {
       rows.push(ratioRow(`${ours.label} / ${other.target}`, ours, other));
     }
   }
   return markdownTable(RATIO_HEADERS, rows);
+}
+
+/** What each filtered run's clients asked for and got: every row to exactly its clients, nobody else's. */
+function filterTable(results: StreamResult[]): string {
+  return markdownTable(
+    ['target', 'clients', 'filter', 'users', 'rows written', 'rows per client (mean)', 'expected deliveries', 'delivered', 'lost', 'dup', 'wrong', 'server CPU ms / commit'],
+    results
+      .filter((r) => r.target === 'sqlite-sse')
+      .map((r) => [
+        r.label,
+        r.clients,
+        r.filter.kind === 'none' ? 'none' : r.filter.kind === 'own' ? 'client i: user_id=eq.(i mod users)' : 'every client: user_id=eq.0',
+        r.filter.users,
+        r.writer.rows,
+        fixed(r.open > 0 ? r.expected / r.open : NaN, 2),
+        r.expected,
+        r.delivered.deliveries,
+        r.delivered.lost,
+        r.delivered.duplicated,
+        r.delivered.wrong,
+        fixed(cpuPerCommit(r), 3),
+      ]),
+  );
+}
+
+/**
+ * Each filtered run beside every unfiltered run of the same transport and workers in this run (any client count):
+ * server CPU per commit (issue 11: `own` at 10,000 clients within 2× of unfiltered at 100), latency, CPU per delivery.
+ */
+function filterComparisonTable(results: StreamResult[]): string {
+  const ours = results.filter((r) => r.target === 'sqlite-sse');
+  const rows: string[][] = [];
+  for (const filtered of ours.filter((r) => r.filter.kind !== 'none')) {
+    for (const plain of ours.filter((r) => r.filter.kind === 'none' && r.transport === filtered.transport && r.workers === filtered.workers)) {
+      rows.push([
+        `${filtered.label} ${filtered.clients} / ${plain.label} ${plain.clients}`,
+        `${fixed(cpuPerCommit(filtered), 3)} / ${fixed(cpuPerCommit(plain), 3)}`,
+        ratio(cpuPerCommit(filtered), cpuPerCommit(plain)),
+        ratio(filtered.delivered.latency.percentile(50), plain.delivered.latency.percentile(50)),
+        ratio(filtered.delivered.latency.percentile(99), plain.delivered.latency.percentile(99)),
+        ratio(cpuPerThousand(filtered), cpuPerThousand(plain)),
+        ratio(filtered.deliveriesPerSecond, plain.deliveriesPerSecond),
+        ratio(rssPerClient(filtered), rssPerClient(plain)),
+      ]);
+    }
+  }
+  return rows.length
+    ? markdownTable(['filtered clients / unfiltered clients', 'server CPU ms / commit', 'CPU per commit', 'p50 latency', 'p99 latency', 'CPU per delivery', 'deliveries/s', 'RSS per client'], rows)
+    : '';
 }
 
 function writerTable(results: StreamResult[]): string {
@@ -167,12 +220,13 @@ function placementTable(results: StreamResult[]): string {
   const seen = new Set<string>();
   const rows: string[][] = [];
   for (const r of results) {
-    const key = `${r.label}|${r.placement}|${r.serverProcesses}`;
+    const key = `${r.label}|${r.clients}|${r.placement}|${r.serverProcesses}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    rows.push([r.label, String(r.serverProcesses), r.placement]);
+    const load = r.loadAverage ? `${r.loadAverage[0].toFixed(2)} → ${r.loadAverage[1].toFixed(2)}` : '–';
+    rows.push([r.label, String(r.clients), String(r.serverProcesses), r.placement, load, fixed(r.otherCpuPercent ?? NaN, 1)]);
   }
-  return markdownTable(['target', 'server processes measured', 'placement'], rows);
+  return markdownTable(['target', 'clients', 'server processes measured', 'placement', 'load average (1 min) start → end', 'other work CPU %'], rows);
 }
 
 function environment(argv: string[]): string {
@@ -236,7 +290,13 @@ async function main(): Promise<void> {
     output.push(text);
   };
   const log = (line: string) => console.error(line);
-  const context: ScenarioContext = { options, placement: where, log, showWorkers: options.workers.length > 1 || options.workers[0] > 1 };
+  const context: ScenarioContext = {
+    options,
+    placement: where,
+    log,
+    showWorkers: options.workers.length > 1 || options.workers[0] > 1,
+    showFilter: options.filters.length > 1 || options.filters[0].kind !== 'none',
+  };
   const variants: Variant[] = options.workers.flatMap((workers) => options.transports.map((transport) => ({ transport, workers })));
   emit(environment(argv));
   emit(`- server revision: ${gitRevision(options)}; placement: ${where.serverCpus ? `server on CPU ${where.serverCpus}, load, writer and orchestrator on CPU ${where.loadCpus}` : 'not pinned'}`);
@@ -246,11 +306,17 @@ async function main(): Promise<void> {
   const warnings: string[] = [];
 
   const streams: StreamResult[] = [];
-  const runs: [Target, Variant][] = [...variants.map((v): [Target, Variant] => ['sqlite-sse', v]), ...options.baselines.map((b): [Target, Variant] => [b, { transport: 'sse', workers: 1 }])];
-  for (const clients of options.clients) {
+  // Baselines run next to the unfiltered runs only: they have no filters.
+  for (const { clients, kind } of filterRuns(options.clients, options.filters)) {
+    const filter: FilterPlan = { kind, users: usersFor(kind, clients, options.users) };
+    const runs: [Target, Variant][] = [
+      ...variants.map((v): [Target, Variant] => ['sqlite-sse', { ...v, filter }]),
+      ...(kind === 'none' ? options.baselines.map((b): [Target, Variant] => [b, { transport: 'sse', workers: 1, filter }]) : []),
+    ];
     for (const [target, variant] of runs) {
-      const name = target === 'sqlite-sse' ? `sqlite-sse/${variant.transport}, ${variant.workers} worker(s)` : target;
-      log(`… ${name} with ${clients} client(s)`);
+      const filterName = context.showFilter ? `, filter ${kind} over ${filter.users} user(s)` : '';
+      const name = target === 'sqlite-sse' ? `sqlite-sse/${variant.transport}, ${variant.workers} worker(s)${filterName}` : target;
+      log(`… ${name} with ${clients} client(s) (load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
       try {
         const result = await runStream(target, clients, context, variant);
         streams.push(result);
@@ -272,7 +338,18 @@ async function main(): Promise<void> {
       emit('\n### Transports and worker counts side by side (same client count; below 1× is better except deliveries/s)\n');
       emit(variantsCompared);
     }
-    emit('\n### Placement (server CPU and RSS are summed over every server process: primary and workers)\n');
+    if (context.showFilter) {
+      emit('\n### Filters: what the clients asked for and got (each client counts exactly the rows its filter takes; wrong = a row of another user)\n');
+      emit(filterTable(streams));
+      const compared = filterComparisonTable(streams);
+      if (compared) {
+        emit('\n### Filtered runs beside the unfiltered runs of this bench (filtered ÷ unfiltered; below 1× is better except deliveries/s)\n');
+        emit(compared);
+      }
+    }
+    emit(
+      "\n### Placement and machine load (server CPU and RSS are summed over every server process; the load average includes the bench's own processes, 'other work' is machine busy time minus the bench's processes)\n",
+    );
     emit(placementTable(streams));
     emit('\n### Writer\n');
     emit(writerTable(streams));
@@ -340,7 +417,7 @@ async function main(): Promise<void> {
     emit(warnings.map((w) => `- ${w}`).join('\n'));
   }
   if (options.out) appendFileSync(options.out, output.join('\n') + '\n\n');
-  const failed = streams.some((r) => r.delivered.lost > 0 || r.delivered.duplicated > 0);
+  const failed = streams.some((r) => r.delivered.lost > 0 || r.delivered.duplicated > 0 || r.delivered.wrong > 0);
   process.exitCode = failed ? 1 : 0;
 }
 

@@ -3,14 +3,16 @@
  * everything stopped and removed in `finally`, whatever fails.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { Baseline, BenchOptions, Transport } from './args.js';
 import { wallMs } from './clock.js';
+import { expectedDeliveries, filterQuery, NO_FILTER, userOfRow, type FilterPlan } from './filter-plan.js';
 import { HealthzProbe } from './healthz-probe.js';
 import { LoadPool, type MergedReport } from './load-pool.js';
+import { sampleCpu } from './machine-load.js';
 import { cpuMs, forgetDirectory, forkScript, trackDirectory, nextMessage, OPEN_FILES, openFilesLimit, processTree, startListening, stopChild, treeCpuMs, treeRssKiB, type ListeningProcess } from './processes.js';
 import { Tally, type StreamConnection } from './sse-connection.js';
 import { scrapeServerMetrics, type ServerMetrics } from './server-metrics.js';
@@ -21,23 +23,28 @@ import { BENCH_SCHEMA, type WriterCommand, type WriterReport } from './writer.js
 
 export type Target = 'sqlite-sse' | Baseline;
 
-/** How the server under test runs: its transport and `--workers` count. Baselines always speak SSE in one process. */
+/**
+ * How the server under test runs: its transport and `--workers` count, and the clients' filter (default: none).
+ * Baselines always speak SSE in one process, unfiltered.
+ */
 export interface Variant {
   transport: Transport;
   workers: number;
+  filter?: FilterPlan;
 }
 
 export const DEFAULT_VARIANT: Variant = { transport: 'sse', workers: 1 };
 
-/** `sqlite-sse/ws`, `sqlite-sse/sse ×2 workers`, or the baseline's name. */
-export function labelOf(target: Target, variant: Variant, showWorkers = variant.workers > 1): string {
+/** `sqlite-sse/ws`, `sqlite-sse/sse ×2 workers`, `sqlite-sse/sse [own]`, or the baseline's name. */
+export function labelOf(target: Target, variant: Variant, showWorkers = variant.workers > 1, showFilter = (variant.filter?.kind ?? 'none') !== 'none'): string {
   if (target !== 'sqlite-sse') return target;
-  return `sqlite-sse/${variant.transport}${showWorkers ? ` ×${variant.workers} worker${variant.workers > 1 ? 's' : ''}` : ''}`;
+  const workers = showWorkers ? ` ×${variant.workers} worker${variant.workers > 1 ? 's' : ''}` : '';
+  return `sqlite-sse/${variant.transport}${workers}${showFilter ? ` [${variant.filter?.kind ?? 'none'}]` : ''}`;
 }
 
-/** The stream's request path for a transport and cursor. */
-export function streamPath(transport: Transport, cursor: number): string {
-  return `${transport === 'ws' ? '/ws' : '/events'}?lastEventId=${cursor}`;
+/** The stream's request path for a transport and cursor, filtered on one user when `user` is given. */
+export function streamPath(transport: Transport, cursor: number, user?: number): string {
+  return `${transport === 'ws' ? '/ws' : '/events'}?lastEventId=${cursor}${filterQuery(user)}`;
 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -60,6 +67,8 @@ export interface CommonResult {
   label: string;
   transport: Transport;
   workers: number;
+  /** The clients' filter (kind `none`: unfiltered). */
+  filter: FilterPlan;
   /** Server processes measured (primary + workers). */
   serverProcesses: number;
   /** Where the processes ran. */
@@ -80,7 +89,7 @@ export interface CommonResult {
 export interface StreamResult extends CommonResult {
   writer: WriterReport;
   delivered: MergedReport;
-  /** Rows each client should have received, times clients. */
+  /** Rows the clients should have received, summed over clients (each client: the rows its filter takes). */
   expected: number;
   deliveriesPerSecond: number;
   serverCpuMs: number;
@@ -90,6 +99,10 @@ export interface StreamResult extends CommonResult {
   loadCpuPercent: number;
   /** Time to the first row for a client connecting with a cursor one row back (undefined for the ceiling). */
   firstEventMs: Histogram | undefined;
+  /** The machine's 1-minute load average when the writer started and when every row had arrived (the bench's own processes raise it). */
+  loadAverage?: [number, number];
+  /** CPU used by work other than the bench's processes while writing and delivering, as a share of one core. */
+  otherCpuPercent?: number;
 }
 
 export interface BurstResult extends StreamResult {
@@ -106,6 +119,8 @@ export interface ScenarioContext {
   log: (line: string) => void;
   /** Show the worker count in labels (several counts compared in one run). */
   showWorkers?: boolean;
+  /** Show the filter in labels (several filters compared in one run). */
+  showFilter?: boolean;
 }
 
 /** More than one worker: nothing is pinned, so the workers can use every core (and the load shares them). */
@@ -167,7 +182,8 @@ async function withConnected<T>(
     const rssBeforeKiB = treeRssKiB(server.pid);
     pool = new LoadPool(clients, context.options.perProcess, placement.loadCpus);
     warnings.push(...pool.warnings);
-    const opened = await pool.open(server.host, server.port, streamPath(variant.transport, 0), 30000 + clients * 5);
+    const filter = variant.filter ?? NO_FILTER;
+    const opened = await pool.open(server.host, server.port, streamPath(variant.transport, 0), 30000 + clients * 5, 64, filter.kind === 'none' ? undefined : filter);
     if (opened.failed > 0) warnings.push(`${opened.failed} of ${clients} connections failed: ${opened.errors.join('; ')}`);
     // Let the server settle (allocations, the first GC) before reading its memory.
     await sleep(1000);
@@ -178,8 +194,9 @@ async function withConnected<T>(
     const idleCpuPercent = ((treeCpuMs(server.pid) - idleStart) / (wallMs() - idleAt)) * 100;
     const common: CommonResult = {
       target,
-      label: labelOf(target, variant, context.showWorkers),
+      label: labelOf(target, variant, context.showWorkers, context.showFilter),
       transport: variant.transport,
+      filter,
       workers: variant.workers,
       serverProcesses,
       placement: describePlacement(placement),
@@ -209,7 +226,14 @@ async function withConnected<T>(
   }
 }
 
-async function write(db: string, server: ListeningProcess, context: ScenarioContext, placement: Placement, overrides: Partial<WriterCommand> = {}): Promise<WriterReport> {
+async function write(
+  db: string,
+  server: ListeningProcess,
+  context: ScenarioContext,
+  placement: Placement,
+  variant: Variant,
+  overrides: Partial<WriterCommand> = {},
+): Promise<WriterReport> {
   const { options } = context;
   const command: WriterCommand = {
     cmd: 'write',
@@ -219,6 +243,7 @@ async function write(db: string, server: ListeningProcess, context: ScenarioCont
     rowBytes: options.rowBytes,
     duration: options.duration,
     synchronous: options.synchronous,
+    users: variant.filter?.users ?? 1,
     feed: server.feedPort ? { host: server.host, port: server.feedPort } : undefined,
     ...overrides,
   };
@@ -232,8 +257,13 @@ async function write(db: string, server: ListeningProcess, context: ScenarioCont
   }
 }
 
-/** Connects `count` probe streams at once with a cursor one row back and times each one's first row. */
-async function firstEventTimes(server: ListeningProcess, transport: Transport, cursor: number, count: number, timeoutMs: number): Promise<Histogram> {
+/**
+ * Connects `count` probe streams at once with a cursor one row back and times each one's first row; in a filtered
+ * run, each probe filters on the user of that row.
+ */
+async function firstEventTimes(server: ListeningProcess, transport: Transport, cursor: number, count: number, timeoutMs: number, filter: FilterPlan = NO_FILTER): Promise<Histogram> {
+  const user = filter.kind === 'none' ? undefined : userOfRow(cursor + 1, filter.users);
+  const match = user === undefined ? undefined : { user, users: filter.users };
   const times = new Histogram();
   const tally = new Tally();
   const probes: StreamConnection[] = [];
@@ -254,7 +284,7 @@ async function firstEventTimes(server: ListeningProcess, transport: Transport, c
         if (connection.firstEventAt) times.record(connection.firstEventAt - connection.startedAt);
         one();
       };
-      probes.push(openStream({ host: server.host, port: server.port, path: streamPath(transport, cursor) }, cursor, tally, { onFirstEvent: once, onEnd: once }));
+      probes.push(openStream({ host: server.host, port: server.port, path: streamPath(transport, cursor, user), match }, cursor, tally, { onFirstEvent: once, onEnd: once }));
     }
   });
   for (const probe of probes) probe.close();
@@ -288,7 +318,7 @@ function streamResult(
     ...common,
     writer,
     delivered,
-    expected: common.open * writer.rows,
+    expected: expectedDeliveries(common.filter, common.open, writer.firstId, writer.lastId),
     deliveriesPerSecond: delivered.deliveries / seconds,
     serverCpuMs: cpu,
     serverCpuPercent: (cpu / wallMs) * 100,
@@ -302,15 +332,22 @@ export function runStream(target: Target, clients: number, context: ScenarioCont
   return withConnected(target, clients, context, variant, async ({ db, server, pool, common, placement }) => {
     const cpuStart = treeCpuMs(server.pid);
     const loadStart = cpuOf(pool.pids);
+    const machineStart = sampleCpu();
+    const loadAverageStart = loadavg()[0];
     const startedAt = wallMs();
-    const writer = await write(db, server, context, placement);
+    const writer = await write(db, server, context, placement, variant);
     const loadCpu = cpuOf(pool.pids) - loadStart;
     const writeElapsed = wallMs() - startedAt;
     const delivered = await pool.finish(writer.lastId, target === 'poll5000' ? 20000 : 15000);
     const cpu = treeCpuMs(server.pid) - cpuStart;
     const elapsed = wallMs() - startedAt;
-    const firstEventMs = target === 'raw' ? undefined : await firstEventTimes(server, common.transport, writer.lastId - 1, 10, 12000);
-    return { ...streamResult(common, writer, delivered, cpu, elapsed, firstEventMs), loadCpuPercent: (loadCpu / writeElapsed) * 100 };
+    // Machine busy time minus the server's, the load processes' and ours (with the writer, reaped by now).
+    const machineEnd = sampleCpu();
+    const benchMs = cpu + (cpuOf(pool.pids) - loadStart) + (machineEnd.oursMs - machineStart.oursMs);
+    const otherCpuPercent = Math.max(0, (machineEnd.machineMs - machineStart.machineMs - benchMs) / Math.max(1, machineEnd.at - machineStart.at)) * 100;
+    const loadAverage: [number, number] = [loadAverageStart, loadavg()[0]];
+    const firstEventMs = target === 'raw' ? undefined : await firstEventTimes(server, common.transport, writer.lastId - 1, 10, 12000, common.filter);
+    return { ...streamResult(common, writer, delivered, cpu, elapsed, firstEventMs), loadCpuPercent: (loadCpu / writeElapsed) * 100, loadAverage, otherCpuPercent };
   });
 }
 
@@ -333,7 +370,7 @@ export function runBurst(rows: number, clients: number, context: ScenarioContext
       if (scrape) await scrapeServerMetrics(server.host, server.port);
       const cpuStart = treeCpuMs(server.pid);
       const startedAt = wallMs();
-      const writer = await write(db, server, context, placement, { burst: rows, duration: 0 });
+      const writer = await write(db, server, context, placement, variant, { burst: rows, duration: 0 });
       const delivered = await pool.finish(writer.lastId, 150000);
       const cpu = treeCpuMs(server.pid) - cpuStart;
       const elapsed = wallMs() - startedAt;
@@ -353,7 +390,7 @@ export function runHold(target: Target, clients: number, context: ScenarioContex
   return withConnected(target, clients, context, variant, async ({ db, server, pool, common, placement }) => {
     const cpuStart = treeCpuMs(server.pid);
     const startedAt = wallMs();
-    const writer = await write(db, server, context, placement, { burst: 1, duration: 0 });
+    const writer = await write(db, server, context, placement, variant, { burst: 1, duration: 0 });
     const delivered = await pool.finish(writer.lastId, 60000);
     const cpu = treeCpuMs(server.pid) - cpuStart;
     const elapsed = wallMs() - startedAt;

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { wallMs } from './clock.js';
+import { matchingBetween, nextMatching, userIdOf, userOfRow, type RowMatch } from './filter-plan.js';
 import { HttpStreamReader } from './http-stream.js';
 import { SseParser, type SseEvent } from './sse-parser.js';
 import { Histogram } from './stats.js';
@@ -11,6 +12,8 @@ export class Tally {
   deliveries = 0;
   lost = 0;
   duplicated = 0;
+  /** Rows a filtered client received that its filter does not take (another user's row). */
+  wrong = 0;
   /** Events that were not rows (for example a `reset`). */
   otherEvents = 0;
   /** Rows whose JSON had no numeric `sent_at`. */
@@ -21,20 +24,26 @@ export class Tally {
 
   /**
    * Counts row `id` received at `at` by a connection expecting `expected` next (ids have no gaps: the bench's writer
-   * is the only writer); returns the id it expects next, or -1 for a duplicate. `sentAt` undefined: no stamp.
+   * is the only writer; a filtered connection, `match`, expects only its user's ids); returns the id it expects next,
+   * or -1 for a duplicate or a row that is not the connection's. `sentAt` undefined: no stamp. `userId`: the row's
+   * own `user_id`, checked too when given.
    */
-  row(expected: number, id: number, at: number, sentAt: number | undefined): number {
+  row(expected: number, id: number, at: number, sentAt: number | undefined, match?: RowMatch, userId?: number): number {
+    if (match && (userOfRow(id, match.users) !== match.user || (userId !== undefined && userId !== match.user))) {
+      this.wrong++;
+      return -1;
+    }
     if (id < expected) {
       this.duplicated++;
       return -1;
     }
-    if (id > expected) this.lost += id - expected;
+    if (id > expected) this.lost += matchingBetween(expected, id - 1, match);
     this.deliveries++;
     if (at < this.firstReceiptAt) this.firstReceiptAt = at;
     if (at > this.lastReceiptAt) this.lastReceiptAt = at;
     if (sentAt === undefined) this.unstamped++;
     else this.latency.record(at - sentAt);
-    return id + 1;
+    return nextMatching(id + 1, match);
   }
 }
 
@@ -45,7 +54,8 @@ export interface StreamConnection {
   firstEventAt: number;
   error: string | undefined;
   ended: boolean;
-  readonly lastId: number;
+  /** Every row up to `finalId` that the connection takes has arrived (or been counted lost). */
+  caughtUp(finalId: number): boolean;
   settle(finalId: number): void;
   close(): void;
 }
@@ -59,20 +69,23 @@ export interface StreamCallbacks<C> {
 export interface ConnectionTarget {
   host: string;
   port: number;
-  /** Request path, e.g. `/events?lastEventId=0`. */
+  /** Request path, e.g. `/events?lastEventId=0` or `/events?lastEventId=0&user_id=eq.7`. */
   path: string;
+  /** The rows the path's filter takes (undefined: every row). */
+  match?: RowMatch;
 }
 
 /**
  * One SSE stream over a raw socket, cheap enough to hold thousands per process. It checks that ids arrive
  * exactly once and in order from its cursor on (`id = cursor + 1, cursor + 2, ...`: the bench's writer is the only
- * writer, so ids have no gaps) and records each row's commit-to-receipt latency from its `sent_at` column.
+ * writer, so ids have no gaps; a filtered stream: its user's ids only, and any other row counts as wrong) and records each row's commit-to-receipt latency from its `sent_at` column.
  */
 export class SseConnection implements StreamConnection {
   readonly socket: Socket;
   /** The next id expected. */
   private expected: number;
   private readonly tally: Tally;
+  private readonly match: RowMatch | undefined;
   private readonly reader: HttpStreamReader;
   private readonly parser: SseParser;
   private receivedAt = 0;
@@ -93,7 +106,8 @@ export class SseConnection implements StreamConnection {
     tally: Tally,
     callbacks: StreamCallbacks<SseConnection> = {},
   ) {
-    this.expected = cursor + 1;
+    this.match = target.match;
+    this.expected = nextMatching(cursor + 1, this.match);
     this.tally = tally;
     this.onOpen = callbacks.onOpen;
     this.onFirstEvent = callbacks.onFirstEvent;
@@ -132,9 +146,8 @@ export class SseConnection implements StreamConnection {
     });
   }
 
-  /** The id of the last row received in order. */
-  get lastId(): number {
-    return this.expected - 1;
+  caughtUp(finalId: number): boolean {
+    return this.expected > finalId;
   }
 
   private event(event: SseEvent): void {
@@ -143,7 +156,7 @@ export class SseConnection implements StreamConnection {
       return;
     }
     const at = this.receivedAt;
-    const next = this.tally.row(this.expected, Number(event.id), at, sentAtOf(event.data));
+    const next = this.tally.row(this.expected, Number(event.id), at, sentAtOf(event.data), this.match, this.match && userIdOf(event.data));
     if (next === -1) return;
     this.expected = next;
     if (this.firstEventAt === 0) {
@@ -157,8 +170,8 @@ export class SseConnection implements StreamConnection {
   /** Counts the rows up to `finalId` that never came, once, when the run ends. */
   settle(finalId: number): void {
     if (finalId >= this.expected) {
-      this.tally.lost += finalId - this.expected + 1;
-      this.expected = finalId + 1;
+      this.tally.lost += matchingBetween(this.expected, finalId, this.match);
+      this.expected = nextMatching(finalId + 1, this.match);
     }
   }
 

@@ -1,12 +1,14 @@
 /**
- * A writer process: commits rows to `messages(id, message, sent_at)` at a fixed rate with better-sqlite3, as any
- * application would, each row stamped with the wall-clock time just before its transaction. Started with `fork()`;
+ * A writer process: commits rows to `messages(id, user_id, message, sent_at)` at a fixed rate with better-sqlite3, as any
+ * application would, each row stamped with the wall-clock time just before its transaction and given its user
+round robin (`userOfRow` in filter-plan.ts). Started with `fork()`;
  * it gets one `WriterCommand` and answers one `WriterReport`. With `feed`, it also sends every committed row's SSE
  * frame to the raw ceiling server (which has no SQLite of its own).
  */
 import { connect, type Socket } from 'node:net';
 import Database from 'better-sqlite3';
 import { wallMs } from './clock.js';
+import { userOfRow } from './filter-plan.js';
 import { Histogram, type HistogramData } from './stats.js';
 
 export interface WriterCommand {
@@ -22,6 +24,8 @@ export interface WriterCommand {
   /** Rows in one single transaction instead of the timed loop (a burst). */
   burst?: number;
   synchronous: 'full' | 'normal' | 'off';
+  /** Users the rows go to, round robin by id (default 1: every row is user 0's). */
+  users?: number;
   feed?: { host: string; port: number };
 }
 
@@ -39,12 +43,12 @@ export interface WriterReport {
   late: number;
 }
 
-/** The demo schema plus the commit stamp the bench needs. */
-export const BENCH_SCHEMA = 'CREATE TABLE IF NOT EXISTS messages(id integer primary key autoincrement, message text, sent_at real)';
+/** The demo schema plus the commit stamp the bench needs and the user the filtered runs filter on. */
+export const BENCH_SCHEMA = 'CREATE TABLE IF NOT EXISTS messages(id integer primary key autoincrement, user_id integer, message text, sent_at real)';
 
 /** A message text that makes a row's JSON about `rowBytes` long. */
 export function messageFor(rowBytes: number): string {
-  const overhead = JSON.stringify({ id: 1000000, message: '', sent_at: 1764050778123.456 }).length;
+  const overhead = JSON.stringify({ id: 1000000, user_id: 1000, message: '', sent_at: 1764050778123.456 }).length;
   return 'x'.repeat(Math.max(1, rowBytes - overhead));
 }
 
@@ -52,8 +56,11 @@ async function run(command: WriterCommand): Promise<WriterReport> {
   const db = new Database(command.db, { timeout: 10000 });
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${command.synchronous}`);
-  const insert = db.prepare('INSERT INTO messages(message, sent_at) VALUES (?, ?)');
+  const insert = db.prepare('INSERT INTO messages(user_id, message, sent_at) VALUES (?, ?, ?)');
   const message = messageFor(command.rowBytes);
+  const users = command.users ?? 1;
+  // Each row's user follows from its id, so the id is known before the insert: the table's next one.
+  let nextId = Number(db.prepare("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)").pluck().get()) + 1;
   const commitMs = new Histogram();
   let feed: Socket | undefined;
   if (command.feed) feed = await openFeed(command.feed.host, command.feed.port);
@@ -64,7 +71,11 @@ async function run(command: WriterCommand): Promise<WriterReport> {
   let late = 0;
   const commit = db.transaction((count: number, stamp: number) => {
     let id = 0;
-    for (let i = 0; i < count; i++) id = Number(insert.run(message, stamp).lastInsertRowid);
+    for (let i = 0; i < count; i++) {
+      id = Number(insert.run(userOfRow(nextId, users), message, stamp).lastInsertRowid);
+      if (id !== nextId) throw new Error(`row got id ${id}, expected ${nextId}: the bench's writer must be the only writer`);
+      nextId++;
+    }
     return id;
   });
   const commitOnce = (count: number) => {
@@ -77,7 +88,7 @@ async function run(command: WriterCommand): Promise<WriterReport> {
       // Ids are consecutive: this writer is the only one.
       let frames = '';
       for (let rowId = id - count + 1; rowId <= id; rowId++) {
-        frames += `id: ${rowId}\ndata: ${JSON.stringify({ id: rowId, message, sent_at: stamp })}\n\n`;
+        frames += `id: ${rowId}\ndata: ${JSON.stringify({ id: rowId, user_id: userOfRow(rowId, users), message, sent_at: stamp })}\n\n`;
       }
       feed.write(frames);
     }

@@ -6,6 +6,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { wallMs } from './clock.js';
+import { matchingBetween, nextMatching, userIdOfBytes, type RowMatch } from './filter-plan.js';
 import { HttpStreamReader } from './http-stream.js';
 import { Tally, type ConnectionTarget, type StreamCallbacks, type StreamConnection } from './sse-connection.js';
 import { closePayload, encodeFrame, handshakeKey, Opcodes, WsFrameParser } from './ws-frame.js';
@@ -33,6 +34,7 @@ export class WsConnection implements StreamConnection {
   readonly socket: Socket;
   private expected: number;
   private readonly tally: Tally;
+  private readonly match: RowMatch | undefined;
   private readonly reader: HttpStreamReader;
   private readonly parser: WsFrameParser;
   private receivedAt = 0;
@@ -50,7 +52,8 @@ export class WsConnection implements StreamConnection {
   private onFirstEvent: ((connection: WsConnection) => void) | undefined;
 
   constructor(target: ConnectionTarget, cursor: number, tally: Tally, callbacks: StreamCallbacks<WsConnection> = {}) {
-    this.expected = cursor + 1;
+    this.match = target.match;
+    this.expected = nextMatching(cursor + 1, this.match);
     this.tally = tally;
     this.onOpen = callbacks.onOpen;
     this.onFirstEvent = callbacks.onFirstEvent;
@@ -99,8 +102,8 @@ export class WsConnection implements StreamConnection {
     });
   }
 
-  get lastId(): number {
-    return this.expected - 1;
+  caughtUp(finalId: number): boolean {
+    return this.expected > finalId;
   }
 
   private message(payload: Buffer): void {
@@ -110,7 +113,7 @@ export class WsConnection implements StreamConnection {
       return;
     }
     const at = this.receivedAt;
-    const next = this.tally.row(this.expected, fields.id, at, fields.sentAt);
+    const next = this.tally.row(this.expected, fields.id, at, fields.sentAt, this.match, this.match && userIdOfBytes(payload));
     if (next === -1) return;
     this.expected = next;
     if (this.firstEventAt === 0) {
@@ -123,8 +126,8 @@ export class WsConnection implements StreamConnection {
 
   settle(finalId: number): void {
     if (finalId >= this.expected) {
-      this.tally.lost += finalId - this.expected + 1;
-      this.expected = finalId + 1;
+      this.tally.lost += matchingBetween(this.expected, finalId, this.match);
+      this.expected = nextMatching(finalId + 1, this.match);
     }
   }
 

@@ -3,6 +3,8 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ArgsError, parseBenchArgs } from '../bench/args.js';
+import { expectedDeliveries, filterRuns, matchingBetween, matchOf, nextMatching, userIdOf, userIdOfBytes, userOfRow, usersFor } from '../bench/filter-plan.js';
+import { buildTable, createIndex, replayOnce } from '../bench/filter-replay.js';
 import { HttpStreamReader } from '../bench/http-stream.js';
 import { otherCpuPercent, sampleCpu } from '../bench/machine-load.js';
 import { killAll, processTree, treeCpuMs } from '../bench/processes.js';
@@ -10,7 +12,7 @@ import { runStream, type ScenarioContext } from '../bench/scenario.js';
 import { parseServerMetrics } from '../bench/server-metrics.js';
 import { rowMessageFields } from '../bench/ws-connection.js';
 import { acceptFor, closePayload, encodeFrame, Opcodes, WsFrameParser } from '../bench/ws-frame.js';
-import { sentAtOf } from '../bench/sse-connection.js';
+import { sentAtOf, Tally } from '../bench/sse-connection.js';
 import { SseParser, type SseEvent } from '../bench/sse-parser.js';
 import { Histogram, percentile, summarize } from '../bench/stats.js';
 import { withTimeout } from '../bench/wait.js';
@@ -272,6 +274,10 @@ test('args: defaults, lists, quick, and one-line errors that name the flag', () 
   assert.equal(given.serverArgs, ['--history-rows', '5']);
   assert.equal(parseBenchArgs(['--clients', '0']).clients, []);
   assert.equal(parseBenchArgs(['--baseline', 'none']).baselines, []);
+  assert.equal([defaults.filters, defaults.users], [[{ kind: 'none' }], 0]);
+  const filtered = parseBenchArgs(['--filter', 'none@100,own,same', '--users', '50']);
+  assert.equal(filtered.filters, [{ kind: 'none', clients: 100 }, { kind: 'own' }, { kind: 'same' }]);
+  assert.is(filtered.users, 50);
   const quick = parseBenchArgs(['--quick']);
   assert.equal([quick.clients, quick.duration], [[10, 100], 3]);
   assert.equal(parseBenchArgs(['--quick', '--clients', '5']).clients, [5]);
@@ -286,15 +292,64 @@ test('args: defaults, lists, quick, and one-line errors that name the flag', () 
     [['--workers', '2', '--server-arg', '--workers 2'], /either as --workers N,N or in --server-arg/],
     [['--synchronous', 'sometimes'], /--synchronous expects one of full, normal, off/],
     [['positional'], /unexpected argument/],
+    [['--filter', 'mine'], /--filter expects one of none, own, same/],
+    [['--filter', 'own@x'], /--filter expects a whole number/],
+    [['--filter', 'own@1@2'], /--filter expects KIND or KIND@CLIENTS/],
+    [['--users', '0'], /--users expects a whole number of at least 1/],
   ] as [string[], RegExp][]) {
     assert.throws(() => parseBenchArgs(argv), (error: Error) => error instanceof ArgsError && message.test(error.message));
   }
 });
 
+test('filter plan: users by id, the ids a client takes, and the deliveries a run expects', () => {
+  assert.equal([1, 2, 3, 4, 5].map((id) => userOfRow(id, 3)), [0, 1, 2, 0, 1]);
+  assert.equal([usersFor('own', 100, 0), usersFor('none', 100, 0), usersFor('same', 100, 0), usersFor('same', 100, 7)], [100, 100, 1, 7]);
+  assert.equal(matchOf({ kind: 'own', users: 4 }, 6), { user: 2, users: 4 });
+  assert.equal(matchOf({ kind: 'same', users: 4 }, 6), { user: 0, users: 4 });
+  assert.is(matchOf({ kind: 'none', users: 4 }, 6), undefined);
+  const user2 = { user: 2, users: 4 };
+  assert.equal([nextMatching(1, user2), nextMatching(3, user2), nextMatching(4, user2), nextMatching(8, undefined)], [3, 3, 7, 8]);
+  assert.equal([matchingBetween(1, 10, user2), matchingBetween(4, 6, user2), matchingBetween(1, 10, undefined), matchingBetween(5, 4, user2)], [2, 0, 10, 0]);
+  // 5 clients over 4 users: clients 0 and 4 share user 0; ids 1..9 give users 0,1,2,3,0,1,2,3,0.
+  assert.is(expectedDeliveries({ kind: 'own', users: 4 }, 5, 1, 9), 3 + 2 + 2 + 2 + 3);
+  assert.is(expectedDeliveries({ kind: 'same', users: 1 }, 5, 1, 9), 45);
+  assert.is(expectedDeliveries({ kind: 'none', users: 9 }, 5, 1, 9), 45);
+  assert.is(userIdOf('{"id":5,"user_id":42,"message":"x","sent_at":1}'), 42);
+  assert.is(userIdOf('{"id":5}'), undefined);
+  assert.is(userIdOfBytes(Buffer.from('{"type":"row","id":5,"row":{"id":5,"user_id":7}}')), 7);
+  assert.equal(filterRuns([100, 10000], [{ kind: 'none', clients: 100 }, { kind: 'own' }]), [
+    { clients: 100, kind: 'none' },
+    { clients: 100, kind: 'own' },
+    { clients: 10000, kind: 'own' },
+  ]);
+  assert.equal(filterRuns([10], [{ kind: 'none' }, { kind: 'same' }]), [
+    { clients: 10, kind: 'none' },
+    { clients: 10, kind: 'same' },
+  ]);
+});
+
+test('tally: a filtered client counts its own rows, gaps in them as lost, and any other row as wrong', () => {
+  const tally = new Tally();
+  const match = { user: 1, users: 3 }; // ids 2, 5, 8, 11, ...
+  let expected = nextMatching(1, match);
+  assert.is(expected, 2);
+  expected = tally.row(expected, 2, 10, 9, match, 1);
+  assert.is(expected, 5);
+  assert.is(tally.row(expected, 3, 11, 10, match, 2), -1, "another user's row");
+  assert.is(tally.row(expected, 5, 11, 10, match, 0), -1, 'an id of the user but a row of another: wrong too');
+  expected = tally.row(expected, 11, 12, 10, match, 1); // 5 and 8 never came
+  assert.is(expected, 14);
+  assert.is(tally.row(expected, 8, 13, 10, match, 1), -1, 'an old row again');
+  assert.equal([tally.deliveries, tally.lost, tally.duplicated, tally.wrong], [2, 2, 1, 2]);
+  const plain = new Tally();
+  assert.is(plain.row(1, 3, 1, 0), 4);
+  assert.equal([plain.deliveries, plain.lost, plain.wrong], [1, 2, 0]);
+});
+
 test('bench --help lists every flag and exits 0', () => {
   const script = fileURLToPath(new URL('../bench/run.js', import.meta.url));
   const help = execFileSync(process.execPath, [script, '--help'], { encoding: 'utf8', timeout: 10000 });
-  for (const flag of ['--clients', '--rate', '--rows-per-commit', '--row-bytes', '--duration', '--transport', '--workers', '--baseline', '--quick', '--burst', '--idle-clients']) {
+  for (const flag of ['--clients', '--rate', '--rows-per-commit', '--row-bytes', '--duration', '--transport', '--workers', '--baseline', '--quick', '--burst', '--idle-clients', '--filter', '--users']) {
     assert.ok(help.includes(flag), flag);
   }
 });
@@ -338,6 +393,61 @@ test('smoke: the same over WebSocket (raw-socket client: handshake, frames, exac
     assert.equal([result.delivered.lost, result.delivered.duplicated, result.delivered.dropped, result.delivered.unstamped, result.delivered.otherEvents], [0, 0, 0, 0, 0]);
     assert.is(result.delivered.latency.count, result.delivered.deliveries);
     assert.ok(result.firstEventMs && result.firstEventMs.count === 10);
+  } finally {
+    killAll();
+  }
+});
+
+test('smoke: own filter, each client its own user: every row to exactly its client, nobody else', async () => {
+  const options = parseBenchArgs(['--clients', '4', '--rate', '20', '--duration', '1', '--idle-seconds', '0.2', '--baseline', 'none', '--no-pin', '--filter', 'own']);
+  const context: ScenarioContext = { options, placement: {}, log: () => undefined, showFilter: true };
+  try {
+    const result = await withTimeout(runStream('sqlite-sse', 4, context, { transport: 'sse', workers: 1, filter: { kind: 'own', users: 4 } }), 60000, 'own-filter smoke run');
+    assert.is(result.label, 'sqlite-sse/sse [own]');
+    assert.equal([result.open, result.failed], [4, 0]);
+    assert.ok(result.writer.rows >= 5, `rows written: ${result.writer.rows}`);
+    assert.is(result.expected, result.writer.rows, 'each row belongs to exactly one of the 4 clients');
+    assert.is(result.delivered.deliveries, result.expected);
+    assert.equal([result.delivered.lost, result.delivered.duplicated, result.delivered.wrong, result.delivered.dropped], [0, 0, 0, 0]);
+    assert.is(result.delivered.latency.count, result.delivered.deliveries);
+    assert.ok(result.firstEventMs && result.firstEventMs.count === 10, 'filtered probes get their row');
+  } finally {
+    killAll();
+  }
+});
+
+test('smoke: same filter over WebSocket, rows spread over 2 users: every client gets the rows of user 0 only', async () => {
+  const options = parseBenchArgs(['--clients', '3', '--rate', '20', '--duration', '1', '--idle-seconds', '0.2', '--baseline', 'none', '--no-pin', '--filter', 'same', '--transport', 'ws']);
+  const context: ScenarioContext = { options, placement: {}, log: () => undefined, showFilter: true };
+  try {
+    const result = await withTimeout(runStream('sqlite-sse', 3, context, { transport: 'ws', workers: 1, filter: { kind: 'same', users: 2 } }), 60000, 'same-filter smoke run');
+    assert.equal([result.open, result.failed], [3, 0]);
+    const rowsOfUser0 = matchingBetween(result.writer.firstId, result.writer.lastId, { user: 0, users: 2 });
+    assert.ok(rowsOfUser0 >= 3, `rows of user 0: ${rowsOfUser0}`);
+    assert.is(result.expected, 3 * rowsOfUser0);
+    assert.is(result.delivered.deliveries, result.expected);
+    assert.equal([result.delivered.lost, result.delivered.duplicated, result.delivered.wrong, result.delivered.dropped], [0, 0, 0, 0]);
+  } finally {
+    killAll();
+  }
+});
+
+test('smoke: filtered replay from the table, without then with an index, in steps of at most 10,000 ids', async () => {
+  const built = buildTable(25000, 100, 60);
+  const options = { rows: 25000, users: 100, user: 42, rowBytes: 60, indexes: ['without', 'with'] as ('without' | 'with')[], serverArgs: ['--history-rows', '1000'], pin: false, timeoutMs: 30000 };
+  try {
+    for (const index of ['without', 'with'] as const) {
+      if (index === 'with') createIndex(built.path);
+      const result = await withTimeout(replayOnce(built.path, index, options), 60000, `replay ${index} the index`);
+      assert.is(result.expected, 250);
+      assert.equal([result.received, result.lost, result.duplicated, result.wrong], [250, 0, 0, 0], index);
+      // (0, 24000] from the table (the newest 1,000 rows are in memory): 10,000 + 10,000 + 4,000 ids.
+      assert.equal(result.steps.map((step) => (step.end ?? step.after) - step.after), [10000, 10000, 4000], index);
+      assert.is(result.rowsFromTable, 240);
+      assert.ok(result.allRowsMs >= result.firstRowMs && result.firstRowMs > 0);
+      assert.ok(Number.isFinite(result.eventLoopLagMaxMs), 'read from /metrics');
+      assert.match(result.queryPlan, index === 'with' ? /USING INDEX messages_user_id/ : /INTEGER PRIMARY KEY/);
+    }
   } finally {
     killAll();
   }
