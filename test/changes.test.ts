@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { changeToJson } from '../src/change-log.js';
 import { readChanges, runTrack } from './helpers/change-log.js';
-import { byKey, createTodosDatabase, json, lastSeq, pythonChanges, rawFrames, tableByKey, TableCopy, type ChangeData } from './helpers/change-stream.js';
+import { assertHolds, byKey, createTodosDatabase, json, lastSeq, pythonChanges, rawFrames, tableByKey, TableCopy, type ChangeData } from './helpers/change-stream.js';
 import { healthz } from './helpers/chaos.js';
 import { cleanUpEverything, removeDirectory } from './helpers/cleanup.js';
 import { databaseFingerprint } from './helpers/fingerprint.js';
@@ -197,8 +197,8 @@ test('resume with Last-Event-ID and ?lastEventId=: every change after the cursor
     const copy = new TableCopy();
     for (let id = 1; id <= 5; id++) copy.apply({ op: 'insert', table: 'todos', pk: { id }, row: { id, title: `todo-${id}`, done: 0 } } as ChangeData);
     copy.applyEvents(fromLog.events);
-    assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])));
-    assert.equal(byKey(copy.table('notes')), byKey(tableByKey(path, 'notes', [])));
+    assertHolds(copy, path, 'todos', ['id']);
+    assertHolds(copy, path, 'notes', []);
   } finally {
     await stopAll(server, closers, dir);
   }
@@ -257,7 +257,7 @@ test('GET /events?table=todos&snapshot=1: the rows without id lines, snapshot-en
     assert.equal(changes.map((event) => Number(event.id)), [...loggedData(path).keys()].filter((id) => id > seq && readChanges(path)[id - 1].table === 'todos'));
     const copy = new TableCopy();
     copy.applyEvents(stream.events);
-    assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])), 'snapshot plus changes, applied by pk, is the table');
+    assertHolds(copy, path, 'todos', ['id'], 'snapshot plus changes, applied by pk, is the table');
     assert.is(copy.lastId, todosSeq);
     stream.close();
 
@@ -271,7 +271,7 @@ test('GET /events?table=todos&snapshot=1: the rows without id lines, snapshot-en
     assert.ok(again.events.every((event) => event.event === 'message' && (JSON.parse(event.data) as ChangeData).op !== 'snapshot'), 'no snapshot, no snapshot-end');
     assert.equal(again.ids(), range(copy.lastId + 1, finalSeq));
     copy.applyEvents(again.events);
-    assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])));
+    assertHolds(copy, path, 'todos', ['id']);
   } finally {
     await stopAll(server, closers, dir);
   }
@@ -413,8 +413,8 @@ test('history gone while the server runs: a cursor older than both the memory an
     await waitFor('the changes after it', () => stream.events.at(-1)!.id === '102', 10000);
     const copy = new TableCopy();
     copy.applyEvents(stream.events);
-    assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])));
-    assert.equal(byKey(copy.table('notes')), byKey(tableByKey(path, 'notes', [])));
+    assertHolds(copy, path, 'todos', ['id']);
+    assertHolds(copy, path, 'notes', []);
   } finally {
     await stopAll(server, closers, dir);
   }
@@ -606,7 +606,7 @@ test('a WITHOUT ROWID table with a composite key: snapshot=1 and a history-gone 
     for (const stream of [snapshot, gone]) {
       const copy = new TableCopy();
       copy.applyEvents(stream.events);
-      assert.equal(byKey(copy.table('kv')), byKey(tableByKey(path, 'kv', ['bucket', 'n'])));
+      assertHolds(copy, path, 'kv', ['bucket', 'n']);
     }
   } finally {
     await stopAll(server, closers, dir);
@@ -648,7 +648,7 @@ test('one transaction that changes more rows than track --keep: live clients get
     for (const stream of [all, todos]) {
       const copy = new TableCopy();
       copy.applyEvents(stream.events);
-      assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])), 'the odd todos left, as the table holds them');
+      assertHolds(copy, path, 'todos', ['id'], 'the odd todos left, as the table holds them');
     }
     assert.is(tableByKey(path, 'todos', ['id']).size, 50);
   } finally {
@@ -730,7 +730,7 @@ test('a tracked table dropped while the server runs: a snapshot of every table s
     await waitFor('the change after it', () => stream.events.at(-1)!.id === '4', 10000);
     const copy = new TableCopy();
     copy.applyEvents(stream.events);
-    assert.equal(byKey(copy.table('todos')), byKey(tableByKey(path, 'todos', ['id'])));
+    assertHolds(copy, path, 'todos', ['id']);
     assert.is(copy.table('notes').size, 0);
   } finally {
     await stopAll(server, closers, dir);

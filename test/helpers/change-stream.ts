@@ -1,3 +1,4 @@
+import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { python, sqlite } from './database.js';
 import type { SseEvent } from './sse-stream.js';
@@ -59,6 +60,11 @@ export function tableByKey(path: string, table: string, keyColumns: readonly str
  * `pk` (insert and snapshot as upserts, update sets the new row, delete removes it; a `move: out` removes it).
  * A `history-gone` reset empties the copy: the fresh snapshot after it is the whole state again.
  */
+/** Asserts that a client's copy holds `table` exactly as the database does (read by another process), keyed by `key`. */
+export function assertHolds(copy: TableCopy, path: string, table: string, key: string[], message?: string): void {
+  assert.equal(byKey(copy.table(table)), byKey(tableByKey(path, table, key)), message);
+}
+
 export class TableCopy {
   readonly tables = new Map<string, Map<string, Record<string, unknown>>>();
   /** The id of the last change applied (what a client would send as Last-Event-ID). */
