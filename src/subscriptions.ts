@@ -163,7 +163,7 @@ export class Subscriptions {
     for (const name of names) {
       const params = this.withRule(table === undefined ? new URLSearchParams() : query, name, claims);
       if (!params.ok) return params;
-      const schema = this.schemaOf(name);
+      const schema = this.streams.schema(name);
       scopes.push({ table: name, filter: this.filterFor(params.params, schema, name, source) });
     }
     const plain = table === undefined && scopes.every((scope) => scope.filter === undefined);
@@ -193,13 +193,10 @@ export class Subscriptions {
       // A column added since the table's schema was read: read it again once.
       if (!source || (error as SseError).code !== ErrorCodes.BAD_FILTER) throw error;
       source.forgetSchema(table);
-      filter = parseFilter(params, source.schema(table).columns, source.schema(table).keyColumns, table);
+      const fresh = source.schema(table);
+      filter = parseFilter(params, fresh.columns, fresh.keyColumns, table);
     }
     return filter.conditions.length === 0 && !filter.select ? undefined : filter;
-  }
-
-  private schemaOf(table: string): TableSchema | undefined {
-    return this.streams.schema(table);
   }
 }
 
