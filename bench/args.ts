@@ -19,6 +19,11 @@ export interface BenchOptions {
   /** The server's `--workers` values to run (1: one process, pinned to CPU 0; more: not pinned). */
   workers: number[];
   baselines: Baseline[];
+  /**
+   * Edge counts of the scale-out runs (docs/scaling.md): each client count runs once with the origin serving every
+   * client, then once per count with the clients split across that many edges. Empty: no such runs.
+   */
+  edges: number[];
   /** Filters of the streaming runs (see filter-plan.ts): each runs side by side with the others. */
   filters: FilterSpec[];
   /** Users the rows are spread over; 0: each filter's default (own and none: one per client; same: 1). */
@@ -61,6 +66,11 @@ export const FLAGS: Record<string, Flag> = {
   duration: { value: 'SECONDS', help: 'seconds of writing per streaming run', default: '10' },
   transport: { value: 'LIST', help: 'transports of the server under test, e.g. sse,ws (one run of each, side by side)', default: 'sse' },
   workers: { value: 'N,N,...', help: "the server's --workers values to run, e.g. 1,2 (more than 1: server and load not pinned)", default: '1' },
+  edges: {
+    value: 'N,N,...',
+    help: 'scale-out runs instead of the single-server ones: origin --redis serving directly, then the clients split across N edges (--edge), Redis started by the bench; sets --clients 1000 and --baseline none unless given',
+    default: 'none',
+  },
   filter: {
     value: 'LIST',
     help: 'filters of the streaming runs, side by side: none (every row), own (client i: user_id=eq.i), same (every client: user_id=eq.0); KIND@N runs that one at N clients only',
@@ -105,7 +115,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     given.set(name, value);
   }
   const quick = given.has('quick');
-  const text = (name: string, quickDefault?: string) => given.get(name) ?? (quick && quickDefault !== undefined ? quickDefault : FLAGS[name].default);
+  const edges = given.has('edges') ? [...new Set(countList('edges', given.get('edges')!))] : [];
+  const edgeDefaults: Record<string, string> = edges.length ? { clients: '1000', baseline: 'none' } : {};
+  const text = (name: string, quickDefault?: string) => given.get(name) ?? (quick && quickDefault !== undefined ? quickDefault : edgeDefaults[name] ?? FLAGS[name].default);
   const options: BenchOptions = {
     clients: countList('clients', text('clients', '10,100')),
     rate: number('rate', text('rate', '50'), 0),
@@ -114,6 +126,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     duration: number('duration', text('duration', '3'), 0.1),
     transports: [...new Set(text('transport').split(',').map((part) => oneOf('transport', part.trim(), ['sse', 'ws'] as const)))],
     workers: [...new Set(countList('workers', text('workers')))],
+    edges,
     baselines: baselines(text('baseline', 'poll100,raw')),
     filters: filterSpecs(text('filter')),
     users: given.has('users') ? number('users', given.get('users')!, 1, true) : 0,
@@ -131,6 +144,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     out: given.get('out'),
     help: given.has('help'),
   };
+  if (given.has('edges') && edges.length === 0) throw new ArgsError('--edges expects at least one edge count of 1 or more, e.g. 1,2,3');
+  if (edges.length && options.filters.some((spec) => spec.kind !== 'none')) throw new ArgsError('--edges runs are unfiltered: give --filter only without --edges');
+  if (edges.length && (options.workers.length > 1 || options.workers[0] !== 1)) throw new ArgsError('--edges runs one origin process: give --workers only without --edges');
   if (options.workers.length === 0) throw new ArgsError('--workers expects at least one count of 1 or more');
   if (options.serverArgs.includes('--workers') && (options.workers.length > 1 || options.workers[0] !== 1)) {
     throw new ArgsError('give the worker count either as --workers N,N or in --server-arg, not both');
@@ -199,5 +215,6 @@ export function helpText(): string {
     '  npm run bench -- --clients 10000 --rate 100 --filter none@100,own --baseline none --per-process 5000',
     '  npm run bench -- --clients 10000 --rate 10 --filter none,same --baseline none',
     '  npm run bench -- --clients 0 --idle-clients 18000',
+    '  npm run bench -- --edges 1,2,3                      (1000 clients at 100 commits/s: origin direct, then 1, 2, 3 edges)',
   ].join('\n');
 }

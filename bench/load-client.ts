@@ -12,8 +12,9 @@ export type LoadCommand =
   /**
    * `target.path` is the stream's path without a filter; with `filter`, connection j asks for client
    * `firstIndex + j`'s filter (appended to the path) and checks that it gets exactly that filter's rows.
+   * With `ports`, client i connects to `ports[i mod ports.length]` (clients split across edges).
    */
-  | { cmd: 'open'; target: ConnectionTarget; count: number; concurrency: number; timeoutMs: number; filter?: FilterPlan; firstIndex?: number }
+  | { cmd: 'open'; target: ConnectionTarget; count: number; concurrency: number; timeoutMs: number; filter?: FilterPlan; firstIndex?: number; ports?: number[] }
   | { cmd: 'finish'; finalId: number; timeoutMs: number }
   | { cmd: 'close' };
 
@@ -85,9 +86,10 @@ function open(command: Extract<LoadCommand, { cmd: 'open' }>): Promise<OpenRepor
           else startNext();
         };
         const index = (command.firstIndex ?? 0) + started - 1;
+        const port = command.ports ? command.ports[index % command.ports.length] : command.target.port;
         const target = command.filter
-          ? { ...command.target, path: command.target.path + filterQuery(userOfClient(command.filter, index)), match: matchOf(command.filter, index) }
-          : command.target;
+          ? { ...command.target, port, path: command.target.path + filterQuery(userOfClient(command.filter, index)), match: matchOf(command.filter, index) }
+          : { ...command.target, port };
         const connection = openStream(target, cursorOf(command.target.path), tally, {
           onOpen: (c) => finishOne(c, true),
           onEnd: (c) => finishOne(c, false),

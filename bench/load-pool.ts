@@ -48,13 +48,17 @@ export class LoadPool {
     return this.processes.length;
   }
 
-  /** Opens every connection; with `filter`, client i (numbered across processes) asks for client i's filter. */
-  async open(host: string, port: number, path: string, timeoutMs: number, concurrency = 64, filter?: FilterPlan): Promise<MergedOpen> {
+  /**
+   * Opens every connection; with `filter`, client i (numbered across processes) asks for client i's filter. With
+   * several ports, client i connects to `port[i mod n]`: clients split evenly across servers (edges).
+   */
+  async open(host: string, port: number | number[], path: string, timeoutMs: number, concurrency = 64, filter?: FilterPlan): Promise<MergedOpen> {
+    const ports = Array.isArray(port) ? port : [port];
     let firstIndex = 0;
     const replies = await Promise.all(
       this.processes.map((child, i) => {
         const reply = nextMessage<OpenReport>(child, 'opened', timeoutMs + 5000);
-        send(child, { cmd: 'open', target: { host, port, path }, count: this.shares[i], concurrency, timeoutMs, filter, firstIndex });
+        send(child, { cmd: 'open', target: { host, port: ports[0], path }, count: this.shares[i], concurrency, timeoutMs, filter, firstIndex, ports });
         firstIndex += this.shares[i];
         return reply;
       }),

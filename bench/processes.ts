@@ -22,7 +22,8 @@ export function forgetDirectory(path: string): void {
   directories.delete(path);
 }
 
-function track(child: ChildProcess): ChildProcess {
+/** Registers a child started elsewhere (e.g. redis-server), so `killAll` stops it too. */
+export function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;

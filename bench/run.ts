@@ -8,6 +8,8 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ArgsError, helpText, parseBenchArgs, type BenchOptions } from './args.js';
+import { edgeRunTable, hopTable } from './edge-report.js';
+import { edgeLabel, runEdgeStream, type EdgeResult } from './edge-scenario.js';
 import { filterRuns, usersFor, type FilterPlan } from './filter-plan.js';
 import { otherCpuPercent, sampleCpu } from './machine-load.js';
 import { killChildrenOnExit, pinProcess } from './processes.js';
@@ -306,11 +308,39 @@ async function main(): Promise<void> {
   const warnings: string[] = [];
 
   const streams: StreamResult[] = [];
+  if (options.edges.length) {
+    const edgeRuns: EdgeResult[] = [];
+    for (const clients of options.clients) {
+      for (const transport of options.transports) {
+        for (const edges of [0, ...options.edges]) {
+          log(`… ${edgeLabel(edges, transport)} with ${clients} client(s) (load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+          try {
+            const result = await runEdgeStream(clients, edges, transport, context);
+            edgeRuns.push(result);
+            warnings.push(...result.warnings.map((w) => `${result.label}/${clients}: ${w}`));
+          } catch (error) {
+            warnings.push(`${edgeLabel(edges, transport)}/${clients}: run failed: ${(error as Error).message}`);
+          }
+        }
+      }
+    }
+    if (edgeRuns.length) {
+      emit('\n### Scale-out: origin --redis serving directly, then the clients split across edges (every server process and Redis on the server CPU)\n');
+      emit(edgeRunTable(edgeRuns));
+      emit('\n### What the hop through Redis and an edge adds (edge run − origin direct, same clients; issue 12 target: ≤ 1 ms p50, ≤ 3 ms p99)\n');
+      emit(hopTable(edgeRuns));
+      emit('\n### Placement and machine load\n');
+      emit(placementTable(edgeRuns));
+      emit('\n### Writer\n');
+      emit(writerTable(edgeRuns));
+    }
+  }
   // Baselines run next to the unfiltered runs only: they have no filters.
+  // With --edges the single-server runs are replaced by the scale-out runs above; baselines asked for still run.
   for (const { clients, kind } of filterRuns(options.clients, options.filters)) {
     const filter: FilterPlan = { kind, users: usersFor(kind, clients, options.users) };
     const runs: [Target, Variant][] = [
-      ...variants.map((v): [Target, Variant] => ['sqlite-sse', { ...v, filter }]),
+      ...(options.edges.length ? [] : variants.map((v): [Target, Variant] => ['sqlite-sse', { ...v, filter }])),
       ...(kind === 'none' ? options.baselines.map((b): [Target, Variant] => [b, { transport: 'sse', workers: 1, filter }]) : []),
     ];
     for (const [target, variant] of runs) {

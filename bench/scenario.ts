@@ -132,7 +132,7 @@ function describePlacement(placement: Placement): string {
   return placement.serverCpus ? `server CPU ${placement.serverCpus}, load CPU ${placement.loadCpus}` : 'not pinned';
 }
 
-function createDatabase(directory: string): string {
+export function createDatabase(directory: string): string {
   const path = join(directory, 'bench.db');
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
@@ -226,7 +226,7 @@ async function withConnected<T>(
   }
 }
 
-async function write(
+export async function write(
   db: string,
   server: ListeningProcess,
   context: ScenarioContext,
@@ -261,7 +261,7 @@ async function write(
  * Connects `count` probe streams at once with a cursor one row back and times each one's first row; in a filtered
  * run, each probe filters on the user of that row.
  */
-async function firstEventTimes(server: ListeningProcess, transport: Transport, cursor: number, count: number, timeoutMs: number, filter: FilterPlan = NO_FILTER): Promise<Histogram> {
+export async function firstEventTimes(server: ListeningProcess, transport: Transport, cursor: number, count: number, timeoutMs: number, filter: FilterPlan = NO_FILTER): Promise<Histogram> {
   const user = filter.kind === 'none' ? undefined : userOfRow(cursor + 1, filter.users);
   const match = user === undefined ? undefined : { user, users: filter.users };
   const times = new Histogram();
@@ -292,7 +292,7 @@ async function firstEventTimes(server: ListeningProcess, transport: Transport, c
 }
 
 /** Summed CPU ms of processes that may have exited (then they count 0). */
-function cpuOf(pids: number[]): number {
+export function cpuOf(pids: number[]): number {
   let total = 0;
   for (const pid of pids) {
     try {
@@ -304,7 +304,7 @@ function cpuOf(pids: number[]): number {
   return total;
 }
 
-function streamResult(
+export function streamResult(
   common: CommonResult,
   writer: WriterReport,
   delivered: MergedReport,

@@ -8,6 +8,7 @@ import { buildTable, createIndex, replayOnce } from '../bench/filter-replay.js';
 import { HttpStreamReader } from '../bench/http-stream.js';
 import { otherCpuPercent, sampleCpu } from '../bench/machine-load.js';
 import { killAll, processTree, treeCpuMs } from '../bench/processes.js';
+import { runEdgeStream } from '../bench/edge-scenario.js';
 import { runStream, type ScenarioContext } from '../bench/scenario.js';
 import { parseServerMetrics } from '../bench/server-metrics.js';
 import { rowMessageFields } from '../bench/ws-connection.js';
@@ -282,7 +283,14 @@ test('args: defaults, lists, quick, and one-line errors that name the flag', () 
   assert.equal([quick.clients, quick.duration], [[10, 100], 3]);
   assert.equal(parseBenchArgs(['--quick', '--clients', '5']).clients, [5]);
   assert.ok(parseBenchArgs(['--help']).help);
+  assert.equal(defaults.edges, []);
+  const edges = parseBenchArgs(['--edges', '1,2,3']);
+  assert.equal([edges.edges, edges.clients, edges.baselines], [[1, 2, 3], [1000], []]);
+  assert.equal(parseBenchArgs(['--edges', '2', '--clients', '50', '--baseline', 'raw']).clients, [50]);
   for (const [argv, message] of [
+    [['--edges', '0'], /--edges expects at least one edge count/],
+    [['--edges', '1', '--workers', '2'], /--edges runs one origin process/],
+    [['--edges', '1', '--filter', 'own'], /--edges runs are unfiltered/],
     [['--clients', 'ten'], /--clients expects a whole number/],
     [['--rate'], /--rate expects N/],
     [['--bogus'], /unknown option --bogus/],
@@ -393,6 +401,22 @@ test('smoke: the same over WebSocket (raw-socket client: handshake, frames, exac
     assert.equal([result.delivered.lost, result.delivered.duplicated, result.delivered.dropped, result.delivered.unstamped, result.delivered.otherEvents], [0, 0, 0, 0, 0]);
     assert.is(result.delivered.latency.count, result.delivered.deliveries);
     assert.ok(result.firstEventMs && result.firstEventMs.count === 10);
+  } finally {
+    killAll();
+  }
+});
+
+test('smoke: clients split across 2 edges fed through a real redis-server get every row exactly once', async () => {
+  const options = parseBenchArgs(['--edges', '2', '--clients', '4', '--rate', '20', '--duration', '1', '--idle-seconds', '0.2', '--no-pin']);
+  const context: ScenarioContext = { options, placement: {}, log: () => undefined };
+  try {
+    const result = await withTimeout(runEdgeStream(4, 2, 'sse', context), 60000, 'edge smoke run');
+    assert.is(result.label, '2 edges/sse');
+    assert.equal([result.open, result.failed, result.edges, result.edgeCpuPercent.length], [4, 0, 2, 2]);
+    assert.ok(result.writer.rows >= 5, `rows written: ${result.writer.rows}`);
+    assert.is(result.delivered.deliveries, 4 * result.writer.rows);
+    assert.equal([result.delivered.lost, result.delivered.duplicated, result.delivered.dropped], [0, 0, 0]);
+    assert.ok(result.edgeCpuPercent.reduce((sum, percent) => sum + percent, 0) > 0, `the edges did the work: ${result.edgeCpuPercent}`);
   } finally {
     killAll();
   }
