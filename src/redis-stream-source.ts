@@ -358,6 +358,10 @@ export class RedisStreamSource implements Source {
 
   private markUp(): void {
     if (this.status === 'ok') return;
+    // Fix (found by test/edges.test.ts under load): the fresh blocking connection answered while the command
+    // connection was still in its reconnect back-off; the next XINFO failed ("Stream isn't writeable") and the same
+    // outage was reported a second time. Redis is back when both connections are.
+    if (this.commands.status !== 'ready') return;
     this.status = 'ok';
     this.lastWarning = '';
     this.options.log.info(`redis ${redactUrl(this.options.url)} is back: following stream ${this.options.key} after id ${this.lastId}`);
