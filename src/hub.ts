@@ -109,6 +109,12 @@ const CATCH_UP_TURN_MS = 5;
  * "Heartbeat in slices"), so 10,000 clients in one turn held the loop ≈ 140 ms and every row committed meanwhile waited.
  */
 export const HEARTBEAT_SLICE = 128;
+/**
+ * The share of the interval a sweep's slices are spread over. Sent as fast as the loop allows, 10,000 heartbeats
+ * still reached the peers within ≈ 150 ms, and rows delivered in that burst waited behind them (p99 76-97 ms against
+ * 11-19 ms without heartbeats, bench/RESULTS.md); spread, they are a trickle, and a sweep ends before the next tick.
+ */
+const HEARTBEAT_SPREAD = 0.5;
 
 /**
  * One hub per stream: it is handed a source, keeps the newest events in a ring, brings resuming clients up to date
@@ -132,7 +138,9 @@ export class Hub extends EventEmitter<HubEvents> {
   /** The clients of the heartbeat sweep under way, as they were when it began; `sweepNext` is the next to visit. */
   private sweep: Client[] = [];
   private sweepNext = 0;
-  private sweepImmediate: NodeJS.Immediate | undefined;
+  /** The sweep's one timer: the next slice is due. */
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepGapMs = 0;
   private readonly heartbeatSliceBound = () => this.heartbeatSlice();
   private closing: Promise<void> | undefined;
   private readonly catchUpCache = new CatchUpCache(CATCH_UP_CACHE_BYTES);
@@ -646,26 +654,29 @@ export class Hub extends EventEmitter<HubEvents> {
 
   /**
    * One timer for every client: a heartbeat comment (a ping on WebSocket), and the end of clients that took nothing for
-   * too long. The sweep visits HEARTBEAT_SLICE clients per event-loop turn, so rows and sockets are served between
-   * slices; it normally ends long before the next tick (≈ 80 turns for 10,000 clients), so every client still gets one
-   * each interval. Clients written to since the last sweep are not skipped: on WebSocket the ping is what finds a dead peer
-   * (data written to one only sits in the kernel), and the writes saved are a few per client per interval.
+   * too long. A sweep visits the clients HEARTBEAT_SLICE at a time, its slices spread over the first half of the
+   * interval (one timer at a time, never one per client), so rows and sockets are served between slices and the peers
+   * get no burst; it ends before the next tick, so every client still gets one each interval. Clients written to
+   * recently are not skipped: on WebSocket the ping is what finds a dead peer (data written to one only sits in the
+   * kernel), and the writes saved would be one per client per interval.
    */
   private heartbeat(): void {
     // A sweep still under way (a loop too busy for the interval) finishes first: starting over would starve its tail.
-    if (this.sweepImmediate) return;
+    if (this.sweepTimer) return;
     this.sweep = [...this.live.keys(), ...this.catchingUp.keys()];
     this.sweepNext = 0;
+    const slices = Math.ceil(this.sweep.length / HEARTBEAT_SLICE);
+    this.sweepGapMs = slices > 1 ? (this.options.heartbeatMs * HEARTBEAT_SPREAD) / (slices - 1) : 0;
     this.heartbeatSlice();
   }
 
   private heartbeatSlice(): void {
-    this.sweepImmediate = undefined;
+    this.sweepTimer = undefined;
     if (this.state !== 'running') return;
     const now = Date.now();
     const end = Math.min(this.sweepNext + HEARTBEAT_SLICE, this.sweep.length);
     while (this.sweepNext < end) this.beat(this.sweep[this.sweepNext++], now);
-    if (end < this.sweep.length) this.sweepImmediate = setImmediate(this.heartbeatSliceBound);
+    if (end < this.sweep.length) this.sweepTimer = setTimeout(this.heartbeatSliceBound, this.sweepGapMs);
     else this.sweep = [];
   }
 
@@ -694,8 +705,8 @@ export class Hub extends EventEmitter<HubEvents> {
   private async shutDown(): Promise<void> {
     this.state = 'closed';
     clearInterval(this.heartbeatTimer);
-    clearImmediate(this.sweepImmediate);
-    this.sweepImmediate = undefined;
+    clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
     this.sweep = [];
     for (const map of [this.live, this.catchingUp]) {
       for (const client of map.keys()) client.close('shutdown');
