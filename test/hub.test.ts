@@ -1,11 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EncodedEvent } from '../src/encoded-event.js';
-import { Hub, type HubOptions } from '../src/hub.js';
+import { HEARTBEAT_SLICE, Hub, type HubOptions } from '../src/hub.js';
 import type { HistoryBounds, PageResult, Source, SourceHistory, SourceSink } from '../src/source.js';
 import type { View } from '../src/view.js';
 import { RecordingClient } from './helpers/recording-client.js';
-import { waitFor } from './helpers/wait.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 /** A store in memory: rows `{ id, user }`; publish() plays a writer's commit. */
 class MemorySource implements Source {
@@ -137,6 +137,116 @@ test('a filtered client that the last batches left out is still reset when the s
   source.write(1);
   assert.equal(client.ids, [1, 3], 'the first row written after the restore');
   await hub.close();
+});
+
+/** Heartbeats as fake clients see them: in what order, and how many in one synchronous run of the hub's code. */
+class BeatLog {
+  readonly order: BeatingClient[] = [];
+  /** The most heartbeats sent in one event-loop turn, and how many turns sent any. */
+  mostInOneTurn = 0;
+  turns = 0;
+  private inThisTurn = 0;
+  onBeat: (client: BeatingClient) => void = () => {};
+
+  record(client: BeatingClient): void {
+    // A microtask runs as soon as the hub's current callback returns: it closes the count of that turn.
+    if (this.inThisTurn++ === 0) {
+      queueMicrotask(() => {
+        this.mostInOneTurn = Math.max(this.mostInOneTurn, this.inThisTurn);
+        this.turns++;
+        this.inThisTurn = 0;
+      });
+    }
+    this.order.push(client);
+    this.onBeat(client);
+  }
+}
+
+class BeatingClient extends RecordingClient {
+  beats = 0;
+  constructor(private readonly log: BeatLog) {
+    super();
+  }
+  override sendHeartbeat(): void {
+    this.beats++;
+    this.log.record(this);
+  }
+}
+
+/** `count` live clients recording their heartbeats. */
+async function liveClients(hub: Hub, log: BeatLog, count: number): Promise<BeatingClient[]> {
+  const clients = Array.from({ length: count }, () => new BeatingClient(log));
+  for (const client of clients) hub.attach(client);
+  await waitFor(`${count} live clients`, () => hub.clientCount === count && hub.stats().catchingUp === 0);
+  return clients;
+}
+
+test('heartbeats reach every one of 10,000 clients each interval, no more than a slice per event-loop turn', async () => {
+  const source = new MemorySource();
+  // Long enough for the 79 slices of a sweep to be spread over half of it.
+  const hub = await startedHub(source, { heartbeatMs: 400 });
+  const log = new BeatLog();
+  const clients = await liveClients(hub, log, 10000);
+  await waitFor('two sweeps', () => clients.every((client) => client.beats >= 2));
+  const first = new Set(log.order.slice(0, clients.length));
+  assert.is(first.size, clients.length, 'every client had its heartbeat before any had a second');
+  assert.ok(log.mostInOneTurn <= HEARTBEAT_SLICE, `at most ${HEARTBEAT_SLICE} in one turn, got ${log.mostInOneTurn}`);
+  assert.ok(log.turns >= 2 * Math.ceil(clients.length / HEARTBEAT_SLICE), `${log.turns} turns`);
+  await hub.close();
+});
+
+test('a client that leaves during a sweep gets nothing after; one that joins gets the next sweep', async () => {
+  const source = new MemorySource();
+  const hub = await startedHub(source, { heartbeatMs: 50 });
+  const log = new BeatLog();
+  const clients = await liveClients(hub, log, 3 * HEARTBEAT_SLICE);
+  const leaving = clients[clients.length - 1];
+  const joining = new BeatingClient(log);
+  log.onBeat = () => {
+    log.onBeat = () => {};
+    // Before the next slice: the sweep has begun and not reached the last client.
+    setImmediate(() => {
+      leaving.close('client-left');
+      hub.detach(leaving);
+      hub.attach(joining);
+    });
+  };
+  await waitFor('two sweeps', () => clients[0].beats >= 2 && joining.beats >= 1);
+  assert.is(leaving.beats, 0);
+  assert.ok(log.order.indexOf(joining) >= clients.length - 1, 'the joining client was not in the sweep under way');
+  await hub.close();
+});
+
+test('the slow-client check of the sweep reaches catching-up clients beyond the first slice', async () => {
+  const source = new MemorySource();
+  source.write(...Array.from({ length: 3 * OPTIONS.pageRows }, (_, i) => i));
+  const hub = await startedHub(source, { heartbeatMs: 50, slowClientTimeoutMs: 1 });
+  const log = new BeatLog();
+  await liveClients(hub, log, 2 * HEARTBEAT_SLICE);
+  // Sent the first rows, never drained: stalled in the catch-up, after the live clients in the sweep.
+  const stuck = Array.from({ length: 3 }, () => Object.assign(new BeatingClient(log), { whenDrained() {} }));
+  for (const client of stuck) hub.attach(client, 0);
+  await waitFor('the stalled clients closed', () => stuck.every((client) => client.closedWith === 'too-slow'));
+  assert.is(hub.clientCount, 2 * HEARTBEAT_SLICE);
+  await hub.close();
+});
+
+test('close() stops a sweep under way', async () => {
+  const source = new MemorySource();
+  const hub = await startedHub(source, { heartbeatMs: 20 });
+  const log = new BeatLog();
+  await liveClients(hub, log, 4 * HEARTBEAT_SLICE);
+  let closing: Promise<void> | undefined;
+  let sent = 0;
+  log.onBeat = () => {
+    if (closing) return;
+    sent = log.order.length;
+    closing = hub.close();
+  };
+  await waitFor('a heartbeat', () => closing !== undefined);
+  await closing;
+  await sleep(100);
+  assert.is(log.order.length, sent, 'no heartbeat after close(), not even in the rest of its slice');
 });
 
 test.run();
