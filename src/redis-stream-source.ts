@@ -2,7 +2,8 @@ import { Redis } from 'ioredis';
 import type { EncodedEvent } from './encoded-event.js';
 import type { Logger } from './logger.js';
 import { boundsOfInfo, entryId, eventOfEntry, gapOfEntry, idOfEntry, isNoSuchKey, redactUrl, type StreamBounds, type StreamEntry } from './redis-entry.js';
-import type { HistoryBounds, PageResult, Source, SourceHealth, SourceHistory, SourceSink } from './source.js';
+import type { OriginSnapshot } from './snapshot-endpoint.js';
+import type { HistoryBounds, PageResult, SnapshotPosition, SnapshotResult, Source, SourceHealth, SourceHistory, SourceSink } from './source.js';
 
 /** Reads events a stream no longer holds (the origin's `/history`, see history-endpoint.ts). */
 export type OlderHistory = (after: number, upTo: number, maxEvents: number) => Promise<PageResult>;
@@ -23,6 +24,11 @@ export interface RedisStreamSourceOptions {
   pageRows?: number;
   /** Where cursors older than the stream are served from; without it they get a `history-gone` reset. */
   olderHistory?: OlderHistory;
+  /**
+   * Where a change stream's snapshots are read (the origin's `/snapshot`): with it the source has `snapshot`, and the
+   * hub serves `snapshot=1` and the fresh snapshot after a `history-gone` reset as the origin does. Without it, none.
+   */
+  snapshotPages?: OriginSnapshot;
   /**
    * A stream found ending below the last id served is given this long to climb back (the origin re-publishing after
    * Redis lost data: the same ids, so clients see no seam) before clients ahead of it are restarted. Default 10000 ms.
@@ -69,9 +75,12 @@ export class RedisStreamSource implements Source {
   private closing: Promise<void> | undefined;
   /** Blocking reads abandoned by the watchdog, for tests and metrics. */
   watchdogResets = 0;
+  /** Present when the origin's snapshots can be read (`snapshotPages`); see Source.snapshot. */
+  readonly snapshot?: (table: string, after: SnapshotPosition | undefined, maxRows: number, maxBytes: number) => Promise<SnapshotResult>;
 
   constructor(options: RedisStreamSourceOptions) {
     this.options = Object.freeze({ ...DEFAULTS, ...options });
+    if (options.snapshotPages) this.snapshot = (table, after, maxRows) => this.snapshotFromOrigin(options.snapshotPages!, table, after, maxRows);
     this.commands = new Redis(options.url, {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -175,6 +184,16 @@ export class RedisStreamSource implements Source {
     }
     const complete = !lost && taken === entries.length && entries.length < maxEvents;
     return { events, end: complete ? upTo : events[events.length - 1].id };
+  }
+
+  /** A page of the origin's snapshot; an unreachable origin is asked again in a second (the client waits, told nothing). */
+  private async snapshotFromOrigin(read: OriginSnapshot, table: string, after: SnapshotPosition | undefined, maxRows: number): Promise<SnapshotResult> {
+    try {
+      return await read(table, after, maxRows);
+    } catch (error) {
+      this.warn(`reading a snapshot of ${table} from the origin failed: ${(error as Error).message}`);
+      return { retryMs: 1000 };
+    }
   }
 
   /**
