@@ -3,6 +3,7 @@ import type { AccessControl, Area } from './access.js';
 import { presentedToken } from './access.js';
 import type { Connections } from './connections.js';
 import { serveHistory } from './history-endpoint.js';
+import { serveSnapshot } from './snapshot-endpoint.js';
 import type { Metrics } from './metrics.js';
 import type { Streams } from './streams.js';
 import type { Subscriptions } from './subscriptions.js';
@@ -14,7 +15,10 @@ export interface HttpAppOptions {
   access: AccessControl;
   streams: Streams;
   subscriptions: Subscriptions;
-  /** Serve `GET /history` (an origin publishing to Redis: edges read history older than their stream there). */
+  /**
+   * Serve `GET /history` (an origin publishing to Redis: edges read history older than their stream there), and on a
+   * change stream `GET /snapshot` (edges read the tables' rows there).
+   */
   historyEnabled: boolean;
   connections: Connections;
   metrics: Metrics;
@@ -35,9 +39,10 @@ const PAGE_HEADERS = {
   'Referrer-Policy': 'no-referrer',
 };
 
-type Route = { kind: 'events' } | { kind: 'healthz' } | { kind: 'history' } | { kind: 'metrics' } | { kind: 'file'; file: StaticFile };
+type Route = { kind: 'events' } | { kind: 'healthz' } | { kind: 'history' } | { kind: 'snapshot' } | { kind: 'metrics' } | { kind: 'file'; file: StaticFile };
 
-const AREA_OF: Record<Route['kind'], Area> = { events: 'events', healthz: 'healthz', history: 'metrics', metrics: 'metrics', file: 'page' };
+/** `/history` and `/snapshot` hand out every row: guarded as `/metrics` is (`--token`), for the internal network. */
+const AREA_OF: Record<Route['kind'], Area> = { events: 'events', healthz: 'healthz', history: 'metrics', snapshot: 'metrics', metrics: 'metrics', file: 'page' };
 
 /** The address a stream is counted against for the per-address limit. */
 export function clientAddress(request: IncomingMessage): string {
@@ -92,6 +97,7 @@ export class HttpApp {
     if (path === '/events') return { kind: 'events' };
     if (path === '/healthz') return { kind: 'healthz' };
     if (path === '/history' && this.options.historyEnabled) return { kind: 'history' };
+    if (path === '/snapshot' && this.options.historyEnabled && this.options.streams.changeSource) return { kind: 'snapshot' };
     if (path === '/metrics' && this.options.metricsEnabled) return { kind: 'metrics' };
     const file = this.options.staticFiles?.lookup(path);
     return file ? { kind: 'file', file } : undefined;
@@ -131,6 +137,21 @@ export class HttpApp {
       case 'history': {
         const hub = this.options.streams.first.hub;
         return void serveHistory(request, response, hub.source, { lastId: () => hub.lastId });
+      }
+      case 'snapshot': {
+        const { streams } = this.options;
+        const changes = streams.changeSource!;
+        return void serveSnapshot(request, response, streams.first.hub.source, {
+          findTable: (name) => changes.findTable(name),
+          keyShape: (table) => {
+            const schema = changes.schema(table);
+            return { withoutRowid: schema.withoutRowid, keyColumns: schema.keyColumns.length };
+          },
+        }).catch((error: Error) => {
+          this.options.onError(error);
+          if (!response.headersSent) sendText(request, response, 500, 'internal error');
+          else response.destroy();
+        });
       }
       case 'metrics':
         return void this.metrics(request, response);

@@ -570,6 +570,9 @@ export class Hub extends EventEmitter<HubEvents> {
     this.catchUpCache.clear();
     for (const [client, subscription] of [...this.live]) {
       subscription.cursor = Math.max(subscription.cursor, this.lastPublished);
+      // A cursor at or past the gap lost nothing: a snapshot taken from the store's sequence number after the trim
+      // (on an edge, from the origin while the edge's stream was behind it) already holds what the gap dropped.
+      if (subscription.cursor >= oldest - 1) continue;
       this.leaveLive(client);
       this.catchingUp.set(client, subscription);
       this.historyGone(client, subscription, oldest);

@@ -31,7 +31,7 @@ export interface ServerOptions {
   redisMaxLen: number;
   /** Edge: serve the stream that an origin publishes to Redis at this URL; open no database. */
   edge: string | undefined;
-  /** Edge: the origin's URL, for history older than the Redis stream. */
+  /** Edge: the origin's URL, for history older than the Redis stream and for snapshots. */
   origin: string | undefined;
   host: string;
   port: number;
@@ -133,7 +133,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'redis-prefix': { key: 'redisPrefix', kind: 'string', value: 'PREFIX', help: 'prefix of the Redis stream keys (<prefix><table>, <prefix>changes)', default: 'sqlite-sse:' },
   'redis-maxlen': { key: 'redisMaxLen', kind: 'count', value: 'N', help: 'entries each Redis stream keeps (MAXLEN ~)', default: '1000000', min: 1 },
   edge: { key: 'edge', kind: 'string', value: 'URL', help: 'edge: serve the stream an origin publishes to this Redis; open no database', default: 'none' },
-  origin: { key: 'origin', kind: 'string', value: 'URL', help: "edge: the origin's http(s) URL, for history older than the Redis stream", default: 'none: history-gone reset' },
+  origin: { key: 'origin', kind: 'string', value: 'URL', help: "edge: the origin's http(s) URL, for history older than the Redis stream and for snapshots", default: 'none: history-gone reset, no snapshots' },
   watcher: { key: 'watcher', kind: 'choice', value: 'KIND', help: 'file notifications: native (fs.watch) or chokidar (raw events)', default: 'native', choices: ['native', 'chokidar'] },
   workers: { key: 'workers', kind: 'count', value: 'N', help: 'processes sharing the port, each reading the table once (use the cores)', default: '1', min: 1 },
   metrics: { key: 'metrics', kind: 'flag', help: 'serve Prometheus metrics at GET /metrics', default: 'off' },
@@ -334,7 +334,7 @@ export function helpText(): string {
     '',
     'Endpoints: GET /events (SSE; resume with Last-Event-ID or ?lastEventId=N; ?table=NAME; filters like ?user_id=eq.42',
     '           and select=id,title; snapshot=1 with --changes), GET /ws (the same over WebSocket), GET /healthz,',
-    '           GET /metrics (with --metrics), GET /history (with --redis), GET / (demo page).',
+    '           GET /metrics (with --metrics), GET /history and /snapshot (with --redis), GET / (demo page).',
     'Without --db, ./sse.db is created with the demo table messages(id, message) when missing.',
     '',
     'Commands: sqlite-sse track --db PATH --table NAME [--keep N]   install the change-log triggers (see track --help)',

@@ -43,7 +43,11 @@ export class PublishedSource implements Source {
         sink.restart(history);
         this.publisher.resync();
       },
-      gap: (oldest) => sink.gap(oldest),
+      gap: (oldest) => {
+        sink.gap(oldest);
+        // Edges learn it from a marker in the stream, in order with the events (before those from `oldest` on).
+        this.publisher.gap(oldest);
+      },
       warn: (message) => sink.warn(message),
       readLatency: (seconds, events) => sink.readLatency(seconds, events),
     };
@@ -82,11 +86,11 @@ export class PublishedSource implements Source {
    * the origin, so a top above the origin's last id reliably means the database was replaced. A store that cannot
    * be read now throws (retried later).
    */
-  private async readAfter(after: number, limit: number): Promise<EncodedEvent[]> {
+  private async readAfter(after: number, limit: number): Promise<EncodedEvent[] | { historyGone: number }> {
     if (after >= this.lastId) return [];
     const page = await this.source.readPage(after, this.lastId, limit, READ_BYTES);
     if ('retryMs' in page) throw new Error('the store is busy');
-    if ('historyGone' in page) throw new Error(`the store no longer holds events after ${after}`);
+    if ('historyGone' in page) return page;
     return page.events;
   }
 }

@@ -17,13 +17,42 @@ export function idOfEntry(entry: string): number {
   return Number(dash === -1 ? entry : entry.slice(0, dash));
 }
 
-/** The XADD arguments after the key: trimmed to about `maxLen` entries, with the event's id, kind and JSON. */
-export function xaddArguments(event: EncodedEvent, maxLen: number): (string | number)[] {
-  return ['MAXLEN', '~', maxLen, entryId(event.id), 'k', event.kind, 'd', event.json];
+/** What the publisher appends: an event, or a gap marker (`kind` 'gap'). */
+export interface StreamItem {
+  readonly id: number;
+  readonly kind: string;
+  readonly json: string;
 }
+
+/** The XADD arguments after the key: trimmed to about `maxLen` entries, with the item's id, kind and JSON. */
+export function xaddArguments(item: StreamItem, maxLen: number): (string | number)[] {
+  return ['MAXLEN', '~', maxLen, entryId(item.id), 'k', item.kind, 'd', item.json];
+}
+
+/**
+ * The marker of a gap: the store (the change log) trimmed events before the origin read them, so the events up to
+ * `oldest - 1` that were not published are gone for everybody. Its entry id is `oldest - 1`, an id of the gap that no
+ * event will ever have (the stream's top is below it, the next event is `oldest`), so it sits in order with the
+ * events: an edge that reads it live resets its clients as the origin does (`gap`), and a catch-up read that meets
+ * it answers `historyGone`. Field `k` is `gap`, `d` is `{"oldest":N}`.
+ */
+export function gapMarker(oldest: number): StreamItem {
+  return { id: oldest - 1, kind: GAP_KIND, json: `{"oldest":${oldest}}` };
+}
+
+const GAP_KIND = 'gap';
 
 /** An entry as ioredis returns it: `[id, [field, value, ...]]`. */
 export type StreamEntry = [id: string, fields: string[]];
+
+/** The `oldest` of a gap marker entry (the first id after the gap), or undefined for an event. */
+export function gapOfEntry(entry: StreamEntry): number | undefined {
+  const fields = entry[1];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'k') return fields[i + 1] === GAP_KIND ? idOfEntry(entry[0]) + 1 : undefined;
+  }
+  return undefined;
+}
 
 /** Rebuilds the origin's event from an entry; the JSON is kept as sent, so the frame is byte for byte the origin's. */
 export function eventOfEntry(entry: StreamEntry, eventName: string | undefined): EncodedEvent {

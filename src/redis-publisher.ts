@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { EncodedEvent } from './encoded-event.js';
 import type { Logger } from './logger.js';
-import { boundsOfInfo, entryId, isAlreadyThere, isNoSuchKey, redactUrl, xaddArguments, type StreamBounds } from './redis-entry.js';
+import { boundsOfInfo, entryId, gapMarker, isAlreadyThere, isNoSuchKey, redactUrl, xaddArguments, type StreamBounds, type StreamItem } from './redis-entry.js';
 
 export interface RedisPublisherOptions {
   /** `redis://[user:password@]host:port[/db]`. */
@@ -10,8 +10,12 @@ export interface RedisPublisherOptions {
   key: string;
   /** `XADD ... MAXLEN ~ maxLen`; also the most events a backfill publishes into an empty stream. */
   maxLen: number;
-  /** Up to `limit` events with an id above `after`, in id order, from the origin's store; throws when it cannot read now. */
-  readAfter: (after: number, limit: number) => EncodedEvent[] | Promise<EncodedEvent[]>;
+  /**
+   * Up to `limit` events with an id above `after`, in id order, from the origin's store; throws when it cannot read
+   * now. `{historyGone: oldest}`: a trimmed store (the change log) no longer holds the events after `after`, the
+   * oldest it holds is `oldest` (the backfill then writes a gap marker, see gapMarker).
+   */
+  readAfter: (after: number, limit: number) => EncodedEvent[] | { historyGone: number } | Promise<EncodedEvent[] | { historyGone: number }>;
   /** The origin's highest id: the stream is complete when its top reaches it. */
   lastId: () => number;
   log: Pick<Logger, 'info' | 'warn'>;
@@ -50,7 +54,7 @@ export class RedisPublisher {
   private inSync = false;
   /** The highest id Redis holds, as far as this publisher knows. */
   private acknowledged = 0;
-  private pending: EncodedEvent[] = [];
+  private pending: StreamItem[] = [];
   private writing: Promise<void> | undefined;
   private syncing: Promise<void> | undefined;
   private syncAgain = false;
@@ -112,7 +116,7 @@ export class RedisPublisher {
    * Appends new events (in id order, after every id published before). Never blocks: while a write is in flight they
    * wait, bounded; while Redis is down or a backfill runs, what does not fit is read again from the store later.
    */
-  publish(events: readonly EncodedEvent[]): void {
+  publish(events: readonly StreamItem[]): void {
     if (this.state !== 'running' || events.length === 0) return;
     if (this.pending.length + events.length > this.options.maxPendingEvents) {
       this.pending = [];
@@ -122,6 +126,15 @@ export class RedisPublisher {
     }
     for (const event of events) this.pending.push(event);
     if (this.inSync && !this.writing) this.flush();
+  }
+
+  /**
+   * The store trimmed events before they were read (`SourceSink.gap`): a gap marker goes into the stream in order
+   * with the events, so edges reset their clients as the origin does. Dropped with the pending events when Redis is
+   * down, it is written again by the backfill, which meets the same trimmed store.
+   */
+  gap(oldest: number): void {
+    this.publish([gapMarker(oldest)]);
   }
 
   /** The store was replaced (its ids may restart lower): compare the stream with it again. */
@@ -151,7 +164,7 @@ export class RedisPublisher {
    * One transaction: XADD per event (already-there replies are fine), and, for a stream that starts above the store's
    * first id, XSETID ... MAXDELETEDID so edges know the history below `floor` is elsewhere.
    */
-  private async write(events: readonly EncodedEvent[], floor?: number): Promise<void> {
+  private async write(events: readonly StreamItem[], floor?: number): Promise<void> {
     const { key, maxLen } = this.options;
     const multi = this.redis.multi();
     for (const event of events) multi.call('XADD', key, ...xaddArguments(event, maxLen));
@@ -222,6 +235,7 @@ export class RedisPublisher {
       bounds = { length: 0, lastId: 0, firstId: undefined, floor: 0 };
     }
     let after = bounds.lastId;
+    const empty = bounds.length === 0 && bounds.lastId === 0;
     let floor: number | undefined;
     if (bounds.length === 0 && bounds.lastId === 0 && target > maxLen) {
       after = target - maxLen;
@@ -231,20 +245,37 @@ export class RedisPublisher {
     let written = 0;
     let first = 0;
     for (;;) {
-      const events = await this.readStore(after, pageRows);
-      if (events.length === 0 || this.state !== 'running') break;
-      await this.write(events, floor);
+      const page = await this.readStore(after, pageRows);
+      if (this.state !== 'running') break;
+      if ('historyGone' in page) {
+        // The events between the stream's top and the store's oldest were trimmed before anybody published them
+        // (a transaction larger than track --keep while Redis was down or the publisher behind): mark the gap, or an
+        // edge's clients would skip them silently. Idempotent like every XADD here.
+        const marker = gapMarker(page.historyGone);
+        if (marker.id <= after) throw Object.assign(new Error(`the store says events after ${after} are gone but its oldest is ${page.historyGone}`), { fromStore: true });
+        // Into an empty stream (a first start, or Redis restarted empty) it only says where the stream's history starts.
+        const line = `redis: the store no longer holds events ${after + 1} to ${marker.id}: marked the gap in stream ${key} (edges reset clients behind it)`;
+        if (empty) this.options.log.info(line);
+        else this.options.log.warn(`${line}; they were trimmed before they were published: raise track --keep`);
+        await this.write([marker], floor);
+        floor = undefined;
+        after = marker.id;
+        written++;
+        continue;
+      }
+      if (page.length === 0) break;
+      await this.write(page, floor);
       floor = undefined;
-      first ||= events[0].id;
-      after = events[events.length - 1].id;
-      written += events.length;
+      first ||= page[0].id;
+      after = page[page.length - 1].id;
+      written += page.length;
     }
-    if (written > 0) this.options.log.info(`redis: published ${written} events missing from stream ${key} (ids ${first} to ${after})`);
+    if (written > 0) this.options.log.info(`redis: published ${written} events missing from stream ${key} (ids ${first || after} to ${after})`);
     return written;
   }
 
   /** readAfter, with its failure told apart from Redis': a busy store is retried at the next check, Redis stays `ok`. */
-  private async readStore(after: number, limit: number): Promise<EncodedEvent[]> {
+  private async readStore(after: number, limit: number): Promise<EncodedEvent[] | { historyGone: number }> {
     try {
       return await this.options.readAfter(after, limit);
     } catch (error) {

@@ -1,8 +1,9 @@
 import { Redis } from 'ioredis';
 import type { EncodedEvent } from './encoded-event.js';
 import type { Logger } from './logger.js';
-import { boundsOfInfo, entryId, eventOfEntry, idOfEntry, isNoSuchKey, redactUrl, type StreamBounds, type StreamEntry } from './redis-entry.js';
-import type { HistoryBounds, PageResult, Source, SourceHealth, SourceHistory, SourceSink } from './source.js';
+import { boundsOfInfo, entryId, eventOfEntry, gapOfEntry, idOfEntry, isNoSuchKey, redactUrl, type StreamBounds, type StreamEntry } from './redis-entry.js';
+import type { OriginSnapshot } from './snapshot-endpoint.js';
+import type { HistoryBounds, PageResult, SnapshotPosition, SnapshotResult, Source, SourceHealth, SourceHistory, SourceSink } from './source.js';
 
 /** Reads events a stream no longer holds (the origin's `/history`, see history-endpoint.ts). */
 export type OlderHistory = (after: number, upTo: number, maxEvents: number) => Promise<PageResult>;
@@ -23,6 +24,11 @@ export interface RedisStreamSourceOptions {
   pageRows?: number;
   /** Where cursors older than the stream are served from; without it they get a `history-gone` reset. */
   olderHistory?: OlderHistory;
+  /**
+   * Where a change stream's snapshots are read (the origin's `/snapshot`): with it the source has `snapshot`, and the
+   * hub serves `snapshot=1` and the fresh snapshot after a `history-gone` reset as the origin does. Without it, none.
+   */
+  snapshotPages?: OriginSnapshot;
   /**
    * A stream found ending below the last id served is given this long to climb back (the origin re-publishing after
    * Redis lost data: the same ids, so clients see no seam) before clients ahead of it are restarted. Default 10000 ms.
@@ -69,9 +75,12 @@ export class RedisStreamSource implements Source {
   private closing: Promise<void> | undefined;
   /** Blocking reads abandoned by the watchdog, for tests and metrics. */
   watchdogResets = 0;
+  /** Present when the origin's snapshots can be read (`snapshotPages`); see Source.snapshot. */
+  readonly snapshot?: (table: string, after: SnapshotPosition | undefined, maxRows: number, maxBytes: number) => Promise<SnapshotResult>;
 
   constructor(options: RedisStreamSourceOptions) {
     this.options = Object.freeze({ ...DEFAULTS, ...options });
+    if (options.snapshotPages) this.snapshot = (table, after, maxRows) => this.snapshotFromOrigin(options.snapshotPages!, table, after, maxRows);
     this.commands = new Redis(options.url, {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -160,14 +169,31 @@ export class RedisStreamSource implements Source {
     }
     const events: EncodedEvent[] = [];
     let bytes = 0;
+    let taken = 0;
     for (const entry of entries) {
+      // A gap marker in the range: the events up to it that the origin did not read are gone for everybody. The
+      // origin answers a cursor below its trimmed log with history-gone at once; here the pages before the marker
+      // may already have been sent, which changes nothing: the reset tells the client to start over from a snapshot.
+      const gone = gapOfEntry(entry);
+      if (gone !== undefined) return { historyGone: gone };
       const event = eventOfEntry(entry, this.options.eventName);
       events.push(event);
+      taken++;
       bytes += event.bytes;
       if (bytes >= maxBytes) break;
     }
-    const complete = !lost && events.length === entries.length && entries.length < maxEvents;
+    const complete = !lost && taken === entries.length && entries.length < maxEvents;
     return { events, end: complete ? upTo : events[events.length - 1].id };
+  }
+
+  /** A page of the origin's snapshot; an unreachable origin is asked again in a second (the client waits, told nothing). */
+  private async snapshotFromOrigin(read: OriginSnapshot, table: string, after: SnapshotPosition | undefined, maxRows: number): Promise<SnapshotResult> {
+    try {
+      return await read(table, after, maxRows);
+    } catch (error) {
+      this.warn(`reading a snapshot of ${table} from the origin failed: ${(error as Error).message}`);
+      return { retryMs: 1000 };
+    }
   }
 
   /**
@@ -178,7 +204,13 @@ export class RedisStreamSource implements Source {
     const entries = (await this.commands.xrevrange(this.options.key, '+', '-', 'COUNT', Math.max(1, this.bounds.rows))) as StreamEntry[];
     const events: EncodedEvent[] = [];
     let bytes = 0;
+    let marker: number | undefined;
     for (const entry of entries.slice(0, this.bounds.rows)) {
+      // The ring never reaches back across a gap marker: an older cursor goes to readPage, which meets it.
+      if (gapOfEntry(entry) !== undefined) {
+        marker = idOfEntry(entry[0]);
+        break;
+      }
       const event = eventOfEntry(entry, this.options.eventName);
       bytes += event.bytes;
       if (bytes > this.bounds.bytes) break;
@@ -186,8 +218,12 @@ export class RedisStreamSource implements Source {
     }
     events.reverse();
     if (events.length > 0) {
-      this.top = events[events.length - 1].id;
+      this.top = idOfEntry(entries[0][0]);
       return { events, lastId: this.top, floor: events[0].id - 1 };
+    }
+    if (marker !== undefined) {
+      this.top = marker;
+      return { events: [], lastId: marker, floor: marker };
     }
     // Empty ring: an entry too big for it, or an empty stream; either way start after the stream's top.
     this.top = entries.length > 0 ? idOfEntry(entries[0][0]) : await this.topId();
@@ -262,8 +298,7 @@ export class RedisStreamSource implements Source {
    */
   private async take(entries: StreamEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    const events = entries.map((entry) => eventOfEntry(entry, this.options.eventName));
-    if (events[0].id > this.lastId + 1) {
+    if (idOfEntry(entries[0][0]) > this.lastId + 1) {
       const bounds = await this.streamBounds();
       if (bounds.floor > this.lastId) {
         this.restartFromStream(`stream ${this.options.key} now starts after id ${bounds.floor}, past the last id served ${this.lastId}`);
@@ -272,6 +307,26 @@ export class RedisStreamSource implements Source {
     }
     this.markUp();
     this.lowSince = undefined;
+    let events: EncodedEvent[] = [];
+    for (const entry of entries) {
+      const gone = gapOfEntry(entry);
+      if (gone === undefined) {
+        events.push(eventOfEntry(entry, this.options.eventName));
+        continue;
+      }
+      // A gap marker: the origin's store trimmed events before they were read. The hub resets its clients as the
+      // origin's hub did (history-gone, and on a change stream a fresh snapshot), before the events after it.
+      this.handOut(events);
+      events = [];
+      this.lastId = gone - 1;
+      this.top = Math.max(this.top, this.lastId);
+      this.sink!.gap(gone);
+    }
+    this.handOut(events);
+  }
+
+  private handOut(events: EncodedEvent[]): void {
+    if (events.length === 0) return;
     this.lastId = events[events.length - 1].id;
     this.top = Math.max(this.top, this.lastId);
     this.sink!.publish(events);

@@ -7,6 +7,7 @@ import type { ServerOptions } from './options.js';
 import { originHistory } from './history-endpoint.js';
 import { PublishedSource } from './published-source.js';
 import { redactUrl } from './redis-entry.js';
+import { originSnapshot } from './snapshot-endpoint.js';
 import { RedisStreamSource } from './redis-stream-source.js';
 import type { Source } from './source.js';
 import type { TableInfo } from './table-reader.js';
@@ -175,6 +176,8 @@ function sourceFor(options: Readonly<ServerOptions>, name: string, logger: Logge
       // edge asked without it: every page was refused with 401 and clients with an older cursor waited forever. The
       // edge sends its own --token, the deployment's shared secret.
       olderHistory: options.origin ? originHistory(options.origin, options.event, options.token) : undefined,
+      // A change stream's snapshots (snapshot=1, and the fresh one after a history-gone reset) from the origin's /snapshot.
+      snapshotPages: options.origin && options.changes ? originSnapshot(options.origin, options.event, options.token) : undefined,
     });
   }
   const source: Source = options.changes

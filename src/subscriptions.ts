@@ -103,12 +103,12 @@ export class Subscriptions {
     if (tables.length > 1) return refused(400, 'bad-table', 'table must be given at most once');
     const snapshot = SNAPSHOT_VALUES.get(query.get('snapshot') ?? '');
     if (snapshot === undefined) return refused(400, 'bad-snapshot', `snapshot must be 1 or 0, got ${JSON.stringify(query.get('snapshot')).slice(0, 40)}`);
-    // Fix (found by test/edges.test.ts): an edge has no database to read a snapshot from, and its hub quietly drops
-    // the request (its source has no `snapshot`): the client asked for the tables' rows and `snapshot-end`, and got
-    // the newest changes instead, with nothing to tell it. Refuse it in one line until edges read snapshots from the
-    // origin; the client can take the snapshot from the origin and resume on an edge with its Last-Event-ID.
-    if (snapshot && this.streams.edge) {
-      return refused(400, 'bad-snapshot', 'snapshots are not available on an edge: it has no database to read the tables from (take snapshot=1 from the origin, then resume here with its Last-Event-ID)');
+    // Fix (found by test/edges.test.ts): an edge has no database to read a snapshot from, and without one its hub
+    // quietly dropped the request: the client asked for the tables' rows and `snapshot-end`, and got the newest
+    // changes instead. An edge started with --origin reads the snapshot from the origin's /snapshot; one without is
+    // refused in one line.
+    if (snapshot && this.streams.edge && this.streams.kind === 'changes' && !this.streams.first.hub.source.snapshot) {
+      return refused(400, 'bad-snapshot', 'snapshots are not available on an edge started without --origin: it reads them from the origin (start it with --origin URL, or take snapshot=1 from the origin, then resume here with its Last-Event-ID)');
     }
     try {
       const chosen = this.streams.kind === 'rows' ? this.rows(query, tables[0], claims, snapshot) : this.changes(query, tables[0], claims, snapshot);
@@ -158,6 +158,11 @@ export class Subscriptions {
     } else {
       if (hasFilterParameters(query)) return refused(400, 'bad-filter', 'filters and select need table=NAME on the change stream (columns belong to a table)');
       names = this.streams.tableNames();
+      // An edge learns the tables from what the origin publishes beside the stream: until then a snapshot would be
+      // of no table at all, and the client would take the changes that follow for the whole state.
+      if (snapshot && this.streams.edge && names.length === 0) {
+        return refused(503, 'bad-snapshot', 'the tables are not known here yet (an edge learns them from its origin, started with --redis): retry shortly', { 'Retry-After': '1' });
+      }
     }
     const scopes: TableScope[] = [];
     for (const name of names) {
