@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseCursor } from './cursor.js';
 import { EncodedEvent, type EventKind } from './encoded-event.js';
+import { fetchFromOrigin, refusedMethod, sendBadRequest, sendBusy } from './origin-endpoint.js';
 import type { OlderHistory } from './redis-stream-source.js';
 import type { PageResult, Source } from './source.js';
 
@@ -37,10 +38,7 @@ interface WireEvent {
 
 /** Serves one request of the history endpoint from `source` (the origin's source, the one its hub reads). */
 export async function serveHistory(request: IncomingMessage, response: ServerResponse, source: Source, options: HistoryEndpointOptions): Promise<void> {
-  if (request.method !== 'GET' && request.method !== 'HEAD') {
-    response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' }).end('use GET\n');
-    return;
-  }
+  if (refusedMethod(request, response)) return;
   const maxLimit = options.maxLimit ?? 1000;
   const query = new URL(request.url ?? '/', 'http://origin').searchParams;
   let after: number;
@@ -55,13 +53,12 @@ export async function serveHistory(request: IncomingMessage, response: ServerRes
     upTo = Math.min(askedUpTo ?? lastId, lastId);
     limit = Math.min(Math.max(parseCursor(query.get('limit'), 'limit') ?? maxLimit, 1), maxLimit);
   } catch (error) {
-    response.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }).end(`${(error as Error).message}\n`);
+    sendBadRequest(response, (error as Error).message);
     return;
   }
   const result: PageResult = after >= upTo ? { events: [], end: Math.max(after, upTo) } : await source.readPage(after, upTo, limit, options.maxBytes ?? 1024 * 1024);
   if ('retryMs' in result) {
-    const retryAfter = String(Math.max(1, Math.ceil(result.retryMs / 1000)));
-    response.writeHead(503, { 'Retry-After': retryAfter, 'Cache-Control': 'no-store', 'Content-Type': 'text/plain; charset=utf-8' }).end('the store is busy: try again\n');
+    sendBusy(response, result.retryMs);
     return;
   }
   if ('historyGone' in result) {
@@ -89,16 +86,10 @@ function sendJson(request: IncomingMessage, response: ServerResponse, status: nu
  * framed them. A busy origin gives `{retryMs}`; a failed request rejects (the hub asks again).
  */
 export async function fetchHistoryPage(originUrl: string, after: number, upTo: number, limit: number, eventName?: string, timeoutMs = 10000, token?: string): Promise<PageResult> {
-  const url = new URL('history', originUrl.endsWith('/') ? originUrl : `${originUrl}/`);
-  url.searchParams.set('after', String(after));
-  if (Number.isFinite(upTo)) url.searchParams.set('upTo', String(upTo));
-  url.searchParams.set('limit', String(limit));
-  const headers: Record<string, string> = token === undefined ? {} : { Authorization: `Bearer ${token}` };
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers });
-  if (response.status === 503) {
-    await response.body?.cancel();
-    return { retryMs: 1000 * (Number(response.headers.get('retry-after')) || 1) };
-  }
+  const params: Record<string, string> = { after: String(after), ...(Number.isFinite(upTo) ? { upTo: String(upTo) } : {}), limit: String(limit) };
+  const answer = await fetchFromOrigin(originUrl, 'history', params, timeoutMs, token);
+  if ('retryMs' in answer) return answer;
+  const { url, response } = answer;
   if (response.status === 410) return { historyGone: Number(((await response.json()) as { historyGone: number }).historyGone) };
   if (!response.ok) {
     await response.body?.cancel();

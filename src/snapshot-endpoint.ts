@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EncodedEvent } from './encoded-event.js';
+import { fetchFromOrigin, refusedMethod, sendBadRequest, sendBusy } from './origin-endpoint.js';
 import type { SnapshotPosition, SnapshotResult, Source } from './source.js';
 
 /**
@@ -40,10 +41,7 @@ interface WirePage {
 
 /** Serves one request of the snapshot endpoint from `source` (the origin's source, the one its hub reads). */
 export async function serveSnapshot(request: IncomingMessage, response: ServerResponse, source: Source, options: SnapshotEndpointOptions): Promise<void> {
-  if (request.method !== 'GET' && request.method !== 'HEAD') {
-    response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' }).end('use GET\n');
-    return;
-  }
+  if (refusedMethod(request, response)) return;
   const maxLimit = options.maxLimit ?? 1000;
   const query = new URL(request.url ?? '/', 'http://origin').searchParams;
   let table: string;
@@ -61,17 +59,13 @@ export async function serveSnapshot(request: IncomingMessage, response: ServerRe
     if (askedLimit !== null && !/^[0-9]{1,15}$/.test(askedLimit)) throw new Error(`limit must be a decimal integer, got ${JSON.stringify(askedLimit).slice(0, 40)}`);
     limit = Math.min(Math.max(askedLimit === null ? maxLimit : Number(askedLimit), 1), maxLimit);
   } catch (error) {
-    if (error instanceof Unreadable) {
-      response.writeHead(503, { 'Retry-After': '1', 'Cache-Control': 'no-store', 'Content-Type': 'text/plain; charset=utf-8' }).end('the store is busy: try again\n');
-      return;
-    }
-    response.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }).end(`${(error as Error).message}\n`);
+    if (error instanceof Unreadable) sendBusy(response, 1000);
+    else sendBadRequest(response, (error as Error).message);
     return;
   }
   const result = await source.snapshot!(table, after, limit, options.maxBytes ?? 1024 * 1024);
   if ('retryMs' in result) {
-    const retryAfter = String(Math.max(1, Math.ceil(result.retryMs / 1000)));
-    response.writeHead(503, { 'Retry-After': retryAfter, 'Cache-Control': 'no-store', 'Content-Type': 'text/plain; charset=utf-8' }).end('the store is busy: try again\n');
+    sendBusy(response, result.retryMs);
     return;
   }
   const events = result.events.map((event) => JSON.stringify({ d: event.json } satisfies WireRow));
@@ -136,16 +130,10 @@ export function decodePosition(text: string, shape: { withoutRowid: boolean; key
  * request rejects.
  */
 export async function fetchSnapshotPage(originUrl: string, table: string, after: SnapshotPosition | undefined, limit: number, eventName?: string, timeoutMs = 10000, token?: string): Promise<SnapshotResult> {
-  const url = new URL('snapshot', originUrl.endsWith('/') ? originUrl : `${originUrl}/`);
-  url.searchParams.set('table', table);
-  if (after !== undefined) url.searchParams.set('after', JSON.stringify(after));
-  url.searchParams.set('limit', String(limit));
-  const headers: Record<string, string> = token === undefined ? {} : { Authorization: `Bearer ${token}` };
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers });
-  if (response.status === 503) {
-    await response.body?.cancel();
-    return { retryMs: 1000 * (Number(response.headers.get('retry-after')) || 1) };
-  }
+  const params: Record<string, string> = { table, ...(after === undefined ? {} : { after: JSON.stringify(after) }), limit: String(limit) };
+  const answer = await fetchFromOrigin(originUrl, 'snapshot', params, timeoutMs, token);
+  if ('retryMs' in answer) return answer;
+  const { url, response } = answer;
   if (!response.ok) {
     const text = (await response.text()).split('\n')[0].slice(0, 200);
     throw new Error(`origin ${url.origin} answered ${response.status} to ${url.pathname}?table=${table}${text ? `: ${text}` : ''}`);
