@@ -27,11 +27,11 @@ const SECTIONS = ['aof', 'eviction', 'failover', 'figures'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const FLAGS = {
-  rows: { type: 'string', default: '100000', help: 'rows published per throughput cell' },
+  rows: { type: 'string', default: '50000', help: 'rows published per throughput cell' },
   commits: { type: 'string', default: '400', help: 'commits per latency cell (single-row and 100-row)' },
   rounds: { type: 'string', default: '2', help: 'rounds of the throughput and latency cells, interleaved (median shown)' },
   'figure-rows': { type: 'string', default: '1000000', help: 'rows of the figures: memory per entry, backfill, XRANGE catch-up' },
-  'limit-mb': { type: 'string', default: '24', help: 'maxmemory of the "at the limit" cells, MiB' },
+  'limit-mb': { type: 'string', default: '16', help: 'maxmemory of the "at the limit" cells, MiB' },
   sentinels: { type: 'string', default: '3', help: 'Sentinels of the failover cells' },
   'down-after': { type: 'string', default: '1000', help: 'Sentinel down-after-milliseconds of the failover cells' },
   'hold-ms': { type: 'string', default: '250', help: 'the replica receives nothing this long before the kill (the lag a failover loses)' },
