@@ -456,6 +456,8 @@ test('an access rule (--row-filter) holds on an edge: each signed-in client gets
     await waitFor('the WebSocket row', () => socket.messages.length >= 1, 10000);
     sqlite(cluster.db, "INSERT INTO messages(message) VALUES ('pre-2'), ('other');");
     await signedIn.waitForRows(2);
+    // Each stream is waited for: under load the wider one can take its second row a moment after the first stream.
+    await wider.waitForRows(2);
     await waitFor('the second WebSocket row', () => socket.messages.length >= 2, 10000);
     assert.equal(signedIn.ids(), [2, 6], 'only the rows whose message is the token\'s sub');
     assert.equal(wider.ids(), [2, 6], 'a client asking for more is still held to its rule');
