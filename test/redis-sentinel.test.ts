@@ -4,6 +4,7 @@ import { cleanUpEverything, removeDirectory } from './helpers/cleanup.js';
 import { createMessagesDatabase, pythonInsert, tempDirectory } from './helpers/database.js';
 import { health } from './helpers/edge-cluster.js';
 import { startSentinelGroup, type SentinelGroup } from './helpers/redis-sentinel.js';
+import { freePort } from './helpers/redis.js';
 import { startServer, type ServerProcess } from './helpers/server-process.js';
 import { range, ResumingSseReader } from './helpers/sse-stream.js';
 import { waitFor, withTimeout } from './helpers/wait.js';
@@ -75,6 +76,32 @@ test('the primary SIGKILLed mid-stream with a tail its replica lacks: after the 
     for (const reader of readers) reader.close();
     for (const server of servers) await server.stop('SIGKILL').catch(() => undefined);
     await group.dispose();
+    removeDirectory(directory);
+  }
+});
+
+test('no Sentinel answers at start: the origin listens and serves anyway, says redis down once, password hidden', async () => {
+  const directory = tempDirectory();
+  let origin: ServerProcess | undefined;
+  try {
+    const db = createMessagesDatabase(directory);
+    const port = await freePort();
+    origin = await startServer(['--db', db, '--redis', `redis+sentinel://:sentinel-test-secret@127.0.0.1:${port}/mymaster`]);
+    const reader = new ResumingSseReader(origin.url, 0);
+    try {
+      await pythonInsert(db, 3, { prefix: 'alone' });
+      await reader.waitForRows(3, 15000);
+    } finally {
+      reader.close();
+    }
+    await waitFor('the origin to say redis is down', async () => (await health(origin!.url)).redis === 'down', 10000, 50);
+    await waitFor('the warning', () => /is unreachable/.test(origin!.output()), 10000, 50);
+    const output = origin.output();
+    assert.match(output, new RegExp(`redis redis\\+sentinel://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/mymaster is unreachable or refusing writes \\(All sentinels are unreachable\\.`));
+    assert.is(output.match(/is unreachable/g)!.length, 1, output);
+    assert.not.ok(output.includes('sentinel-test-secret'), output);
+  } finally {
+    await origin?.stop('SIGKILL').catch(() => undefined);
     removeDirectory(directory);
   }
 });
