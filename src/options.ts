@@ -4,6 +4,7 @@ import { AREAS, type Area } from './access.js';
 import type { LogFormat, LogLevel } from './logger.js';
 import type { WatcherBackend } from './watcher.js';
 import { assertFieldValue } from './sse-frame.js';
+import { parseRedisUrl, redactUrl } from './redis-connection.js';
 
 /** Everything the server can be told, after defaults and validation. */
 export interface ServerOptions {
@@ -129,10 +130,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   'jwt-issuer': { key: 'jwtIssuer', kind: 'string', value: 'ISS', help: 'accept only tokens with this iss claim', default: 'any' },
   'jwt-audience': { key: 'jwtAudience', kind: 'string', value: 'AUD', help: 'accept only tokens with this aud claim', default: 'any' },
   'row-filter': { key: 'rowFilters', kind: 'string', multiple: true, value: 'FILTER', help: "access rule from the token's claims, e.g. 'user_id=eq.{sub}' or 'notes.team=in.{teams}'; repeatable", default: 'none' },
-  redis: { key: 'redis', kind: 'string', value: 'URL', help: 'origin: also publish every event to Redis Streams (for edges)', default: 'none' },
+  redis: { key: 'redis', kind: 'string', value: 'URL', help: 'origin: also publish every event to Redis Streams (for edges); redis+sentinel://HOST:26379[,HOST:PORT]/MASTER follows failovers', default: 'none' },
   'redis-prefix': { key: 'redisPrefix', kind: 'string', value: 'PREFIX', help: 'prefix of the Redis stream keys (<prefix><table>, <prefix>changes)', default: 'sqlite-sse:' },
   'redis-maxlen': { key: 'redisMaxLen', kind: 'count', value: 'N', help: 'entries each Redis stream keeps (MAXLEN ~)', default: '1000000', min: 1 },
-  edge: { key: 'edge', kind: 'string', value: 'URL', help: 'edge: serve the stream an origin publishes to this Redis; open no database', default: 'none' },
+  edge: { key: 'edge', kind: 'string', value: 'URL', help: 'edge: serve the stream an origin publishes to this Redis (redis:// or redis+sentinel://); open no database', default: 'none' },
   origin: { key: 'origin', kind: 'string', value: 'URL', help: "edge: the origin's http(s) URL, for history older than the Redis stream and for snapshots", default: 'none: history-gone reset, no snapshots' },
   watcher: { key: 'watcher', kind: 'choice', value: 'KIND', help: 'file notifications: native (fs.watch) or chokidar (raw events)', default: 'native', choices: ['native', 'chokidar'] },
   workers: { key: 'workers', kind: 'count', value: 'N', help: 'processes sharing the port, each reading the table once (use the cores)', default: '1', min: 1 },
@@ -270,7 +271,7 @@ function applyStreamFlags(options: ServerOptions): void {
   if (options.rowFilters.length > 0 && jwt === 0) throw bad('--row-filter needs signed tokens: pass --jwt-secret, --jwt-public-key or --jwks-url');
   if (options.edge !== undefined) {
     if (options.redis !== undefined) throw bad('--edge and --redis go alone: an edge reads the stream an origin (started with --redis) publishes');
-    if (!/^rediss?:\/\//.test(options.edge)) throw bad(`--edge expects a Redis URL like redis://127.0.0.1:6379, got ${JSON.stringify(options.edge)}`);
+    checkRedisUrl('edge', options.edge);
     if (options.tables.length > 1) throw bad('--edge serves one stream: pass one --table (or --changes)');
     if (options.workers > 1) throw bad('--edge runs in one process: --workers does not apply');
   } else if (options.origin !== undefined) {
@@ -279,13 +280,23 @@ function applyStreamFlags(options: ServerOptions): void {
   if (options.origin !== undefined && !/^https?:\/\/[^/\s]+/.test(options.origin)) {
     throw bad(`--origin expects the origin's URL like http://origin:8000, got ${JSON.stringify(options.origin)}`);
   }
-  if (options.redis !== undefined && !/^rediss?:\/\//.test(options.redis)) {
-    throw bad(`--redis expects a Redis URL like redis://127.0.0.1:6379, got ${JSON.stringify(options.redis)}`);
-  }
+  if (options.redis !== undefined) checkRedisUrl('redis', options.redis);
   if (options.redis !== undefined && options.tables.length > 1 && !options.changes) throw bad('--redis publishes one stream: pass one --table (or --changes)');
   // One publisher per stream key: each worker would run its own, and one lagging behind the stream's top would take it
   // for a replaced database and rebuild the stream.
   if (options.redis !== undefined && options.workers > 1) throw bad('--redis publishes from one process: --workers does not apply (run edges for more connections)');
+}
+
+/** `--redis` and `--edge`: a URL redis-connection.ts understands; the message says why not, with the password hidden. */
+function checkRedisUrl(flag: 'redis' | 'edge', url: string): void {
+  try {
+    parseRedisUrl(url);
+  } catch (error) {
+    throw new SseError(
+      ErrorCodes.BAD_OPTION,
+      `--${flag} expects a Redis URL like redis://127.0.0.1:6379 or redis+sentinel://127.0.0.1:26379/mymaster, got ${JSON.stringify(redactUrl(url))}: ${(error as Error).message}`,
+    );
+  }
 }
 
 function applyAccessFlags(options: ServerOptions, raw: RawOnly): void {

@@ -108,13 +108,5 @@ export function isAlreadyThere(error: unknown): boolean {
   return /equal or smaller than the target stream top/i.test((error as Error)?.message ?? '');
 }
 
-/** A Redis URL without its password, for logs. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.href.replace(/\/$/, '');
-  } catch {
-    return url;
-  }
-}
+/** A Redis URL without its passwords, for logs (moved to redis-connection.ts, which parses every Redis URL). */
+export { redactUrl } from './redis-connection.js';

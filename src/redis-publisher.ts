@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { EncodedEvent } from './encoded-event.js';
 import type { Logger } from './logger.js';
+import { createRedis } from './redis-connection.js';
 import { boundsOfInfo, entryId, gapMarker, isAlreadyThere, isNoSuchKey, redactUrl, xaddArguments, type StreamBounds, type StreamItem } from './redis-entry.js';
 
 export interface RedisPublisherOptions {
@@ -65,7 +66,7 @@ export class RedisPublisher {
 
   constructor(options: RedisPublisherOptions) {
     this.options = Object.freeze({ ...DEFAULTS, ...options });
-    this.redis = new Redis(options.url, {
+    this.redis = createRedis(options.url, {
       lazyConnect: true,
       // Fail at once while disconnected instead of queueing without bound: the backfill recovers what was refused.
       enableOfflineQueue: false,

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { EncodedEvent } from './encoded-event.js';
 import type { Logger } from './logger.js';
+import { createRedis } from './redis-connection.js';
 import { boundsOfInfo, entryId, eventOfEntry, gapOfEntry, idOfEntry, isNoSuchKey, redactUrl, type StreamBounds, type StreamEntry } from './redis-entry.js';
 import type { OriginSnapshot } from './snapshot-endpoint.js';
 import type { HistoryBounds, PageResult, SnapshotPosition, SnapshotResult, Source, SourceHealth, SourceHistory, SourceSink } from './source.js';
@@ -81,7 +82,7 @@ export class RedisStreamSource implements Source {
   constructor(options: RedisStreamSourceOptions) {
     this.options = Object.freeze({ ...DEFAULTS, ...options });
     if (options.snapshotPages) this.snapshot = (table, after, maxRows) => this.snapshotFromOrigin(options.snapshotPages!, table, after, maxRows);
-    this.commands = new Redis(options.url, {
+    this.commands = createRedis(options.url, {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -281,7 +282,7 @@ export class RedisStreamSource implements Source {
 
   /** No reconnect of its own: a failed connection is dropped and the next read opens a new one. */
   private blockingConnection(): Redis {
-    const connection = new Redis(this.options.url, {
+    const connection = createRedis(this.options.url, {
       retryStrategy: () => null,
       maxRetriesPerRequest: 0,
       connectTimeout: this.options.blockMs + this.options.watchdogMs,

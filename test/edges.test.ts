@@ -588,7 +588,7 @@ test('flags that do not go together fail at once with one line', async () => {
   const cases: [string[], string][] = [
     [['--edge', 'redis://127.0.0.1:6379', '--redis', 'redis://127.0.0.1:6379'], 'error: --edge and --redis go alone: an edge reads the stream an origin (started with --redis) publishes'],
     [['--origin', 'http://127.0.0.1:8000'], 'error: --origin goes with --edge'],
-    [['--edge', 'http://127.0.0.1:6379'], 'error: --edge expects a Redis URL like redis://127.0.0.1:6379, got "http://127.0.0.1:6379"'],
+    [['--edge', 'http://127.0.0.1:6379'], 'error: --edge expects a Redis URL like redis://127.0.0.1:6379 or redis+sentinel://127.0.0.1:26379/mymaster, got "http://127.0.0.1:6379": unknown scheme http://'],
     [['--edge', 'redis://127.0.0.1:6379', '--table', 'a', '--table', 'b'], 'error: --edge serves one stream: pass one --table (or --changes)'],
     [['--redis', 'redis://127.0.0.1:6379', '--workers', '2'], 'error: --redis publishes from one process: --workers does not apply (run edges for more connections)'],
   ];
