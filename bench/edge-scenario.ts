@@ -12,7 +12,7 @@ import { wallMs } from './clock.js';
 import { NO_FILTER } from './filter-plan.js';
 import { LoadPool } from './load-pool.js';
 import { cpuMs, forgetDirectory, rssKiB, startListening, trackDirectory, type ListeningProcess } from './processes.js';
-import { startBenchRedis, type BenchRedis } from './redis-server.js';
+import { RECOMMENDED_SETTINGS, startNode, type RedisNode } from './redis-servers.js';
 import { cpuOf, createDatabase, firstEventTimes, SERVER_CLI, streamPath, streamResult, write, type CommonResult, type ScenarioContext, type StreamResult } from './scenario.js';
 import { sleep } from './wait.js';
 
@@ -35,11 +35,11 @@ export async function runEdgeStream(clients: number, edges: number, transport: T
   const { options, placement } = context;
   const directory = trackDirectory(mkdtempSync(join(tmpdir(), 'sqlite-sse-bench-edges-')));
   const servers: ListeningProcess[] = [];
-  let redis: BenchRedis | undefined;
+  let redis: RedisNode | undefined;
   let pool: LoadPool | undefined;
   try {
     const db = createDatabase(directory);
-    redis = await startBenchRedis(directory, placement.serverCpus);
+    redis = await startNode(RECOMMENDED_SETTINGS, { cpus: placement.serverCpus });
     const common = ['--table', 'messages', '--port', '0', '--host', '127.0.0.1', ...options.serverArgs];
     const origin = await startListening([options.server ?? SERVER_CLI, '--db', db, '--redis', redis.url, ...common], { cpus: placement.serverCpus });
     servers.push(origin);
@@ -48,7 +48,7 @@ export async function runEdgeStream(clients: number, edges: number, transport: T
       servers.push(await startListening([options.server ?? SERVER_CLI, '--edge', redis.url, '--origin', originUrl, ...common], { cpus: placement.serverCpus }));
     }
     const serving = edges === 0 ? [origin] : servers.slice(1);
-    const pids = [...servers.map((server) => server.pid), redis.pid];
+    const pids = [...servers.map((server) => server.pid), redis.child.pid!];
     const rssOf = () => pids.reduce((sum, pid) => sum + rssKiB(pid), 0);
     await sleep(300);
     const rssBeforeKiB = rssOf();
@@ -112,7 +112,7 @@ export async function runEdgeStream(clients: number, edges: number, transport: T
   } finally {
     await pool?.close().catch(() => undefined);
     for (const server of servers.reverse()) await server.stop(3000);
-    await redis?.stop();
+    await redis?.kill();
     rmSync(directory, { recursive: true, force: true });
     forgetDirectory(directory);
   }

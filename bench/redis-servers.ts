@@ -8,17 +8,8 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { forgetDirectory, pinProcess, track, trackDirectory } from './processes.js';
 import { sleep, withTimeout } from './wait.js';
-
-const children = new Set<ChildProcess>();
-const directories = new Set<string>();
-
-function cleanUp(): void {
-  for (const child of children) child.kill('SIGKILL');
-  for (const directory of directories) rmSync(directory, { recursive: true, force: true });
-}
-process.once('exit', cleanUp);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -27,6 +18,9 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/** The settings docs/scaling.md recommends: AOF everysec, noeviction (and no RDB snapshots, as every node here). */
+export const RECOMMENDED_SETTINGS: Record<string, string> = { appendonly: 'yes', appendfsync: 'everysec', 'maxmemory-policy': 'noeviction' };
 
 export interface RedisNode {
   port: number;
@@ -46,10 +40,12 @@ async function waitUntil(what: string, check: () => boolean | Promise<boolean>, 
   }
 }
 
-/** `redis-server` with `settings` (flag name without `--` to value), or with a config file and `--sentinel`. */
-export async function startNode(settings: Record<string, string>, options: { sentinelConfig?: string[] } = {}): Promise<RedisNode> {
-  const directory = mkdtempSync(join(tmpdir(), 'sqlite-sse-bench-redis-'));
-  directories.add(directory);
+/**
+ * `redis-server` with `settings` (flag name without `--` to value), or with a config file and `--sentinel`; pinned to
+ * `cpus` when given. Registered with processes.ts, so a bench that calls killChildrenOnExit stops it even on failure.
+ */
+export async function startNode(settings: Record<string, string>, options: { sentinelConfig?: string[]; cpus?: string } = {}): Promise<RedisNode> {
+  const directory = trackDirectory(mkdtempSync(join(tmpdir(), 'sqlite-sse-bench-redis-')));
   const port = await freePort();
   let args: string[];
   if (options.sentinelConfig) {
@@ -60,9 +56,8 @@ export async function startNode(settings: Record<string, string>, options: { sen
     const all = { port: String(port), bind: '127.0.0.1', dir: directory, save: '', 'protected-mode': 'no', ...settings };
     args = Object.entries(all).flatMap(([name, value]) => [`--${name}`, ...value.split(' ')]);
   }
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
+  const child = track(spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  if (options.cpus && child.pid) pinProcess(child.pid, options.cpus);
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
@@ -87,7 +82,7 @@ export async function startNode(settings: Record<string, string>, options: { sen
         await withTimeout(exited, 5000, 'redis-server to exit');
       }
       rmSync(directory, { recursive: true, force: true });
-      directories.delete(directory);
+      forgetDirectory(directory);
     },
   };
 }

@@ -17,6 +17,7 @@ import { RedisPublisher } from '../src/redis-publisher.js';
 import { RedisStreamSource } from '../src/redis-stream-source.js';
 import type { SourceSink } from '../src/source.js';
 import { TableSource } from '../src/table-source.js';
+import { killChildrenOnExit } from './processes.js';
 import { startNode, startSentinelGroup, type RedisNode } from './redis-servers.js';
 import { summarize } from './stats.js';
 import { markdownTable } from './table.js';
@@ -427,6 +428,7 @@ async function main(): Promise<void> {
     console.log(helpText());
     return;
   }
+  killChildrenOnExit();
   const rows = count('rows', String(values.rows), 1000);
   const commits = count('commits', String(values.commits), 10);
   const rounds = count('rounds', String(values.rounds), 1);
