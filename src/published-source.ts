@@ -35,8 +35,10 @@ export class PublishedSource implements Source {
     const tee: SourceSink = {
       publish: (events) => {
         this.lastId = events[events.length - 1].id;
-        sink.publish(events);
+        // The stream first: XADD only queues a write, while the hub's fan-out to the origin's own clients takes
+        // about 10 µs per client; edges would otherwise wait for all of it before Redis even hears of the rows.
         this.publisher.publish(events);
+        sink.publish(events);
       },
       restart: (history) => {
         this.lastId = history.lastId;
