@@ -105,26 +105,26 @@ export class ChangeSource extends TableSource {
    * while it is sent may show in a later page and is also sent after it (applied by key, it changes nothing more).
    */
   snapshot(table: string, after: SnapshotPosition | undefined, maxRows: number, maxBytes: number): SnapshotResult {
-    let page: { rows: Row[]; seq: number; cut: boolean; next: SnapshotPosition | undefined };
+    const { keyColumns } = this.schema(table);
+    const encode = (row: Row, seq: number): EncodedEvent => {
+      const pk: Record<string, unknown> = {};
+      if (keyColumns.length === 0) pk.rowid = row._sse_rowid;
+      delete row._sse_rowid;
+      for (const column of keyColumns) pk[column] = row[column];
+      const value = { op: 'snapshot' as const, table, pk, row };
+      return new EncodedEvent(seq, 'snapshot', value, changeToJson(value), this.changeOptions.event);
+    };
+    let page: { events: EncodedEvent[]; seq: number; cut: boolean; next: SnapshotPosition | undefined };
     try {
-      page = this.withDatabase((db) => readSnapshotPage(db, this.schema(table), after, maxRows, maxBytes));
+      page = this.withDatabase((db) => readSnapshotPage(db, this.schema(table), after, maxRows, maxBytes, encode));
     } catch (error) {
       if (isBusyError(error)) return { retryMs: 5 };
       // Vanished or broken right now: the client waits (its slow-client timeout still runs) and the next try may work.
       this.warn(`reading a snapshot of ${table} failed: ${(error as Error).message}`);
       return { retryMs: 1000 };
     }
-    const { keyColumns } = this.schema(table);
-    const events = page.rows.map((row) => {
-      const pk: Record<string, unknown> = {};
-      if (keyColumns.length === 0) pk.rowid = row._sse_rowid;
-      delete row._sse_rowid;
-      for (const column of keyColumns) pk[column] = row[column];
-      const value = { op: 'snapshot' as const, table, pk, row };
-      return new EncodedEvent(page.seq, 'snapshot', value, changeToJson(value), this.changeOptions.event);
-    });
-    const done = !page.cut && page.rows.length < maxRows;
-    return { events, next: done ? undefined : page.next, seq: page.seq };
+    const done = !page.cut && page.events.length < maxRows;
+    return { events: page.events, next: done ? undefined : page.next, seq: page.seq };
   }
 
   private encodeChange(row: Row, id: number): EncodedEvent | undefined {
@@ -204,38 +204,49 @@ function snapshotQuery(db: Database.Database, schema: TableSchema, first: boolea
   return { statement: db.prepare(sql).safeIntegers(true), positionOf: (row: Row): SnapshotPosition => schema.keyColumns.map((column) => row[column]) };
 }
 
-/** At most `maxRows` rows after `after` (see snapshotQuery) and, past the first, `maxBytes`; the log's sequence number in the same transaction. */
-function readSnapshotPage(db: Database.Database, schema: TableSchema, after: SnapshotPosition | undefined, maxRows: number, maxBytes: number) {
+/**
+ * Past the first row, a page ends once reading and encoding it took this long: the event loop serves live rows and
+ * other clients between pages. Found by bench/snapshot-probe.ts: a page of 1000 rows held the loop 25 ms (11 ms at
+ * 200 rows), where the issue asks for a few.
+ */
+const SNAPSHOT_PAGE_MS = 4;
+
+/**
+ * At most `maxRows` rows after `after` (see snapshotQuery), encoded; past the first, at most `maxBytes` and
+ * SNAPSHOT_PAGE_MS; the log's sequence number in the same transaction.
+ */
+function readSnapshotPage(db: Database.Database, schema: TableSchema, after: SnapshotPosition | undefined, maxRows: number, maxBytes: number, encode: (row: Row, seq: number) => EncodedEvent) {
   const sequence = db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = ?`).pluck().safeIntegers(true);
   const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).pluck();
   if (!exists.get(schema.table)) {
     // A tracked table dropped while the server runs has no rows: its snapshot is empty. Found by
     // test/changes.test.ts: the query failed with "no such table" and was retried every second for good, so a client
     // that asked for a snapshot of every table (or whose history was gone) never got past it.
-    return { rows: [] as Row[], seq: Number((sequence.get(CHANGE_LOG_TABLE) as bigint | undefined) ?? 0n), cut: false, next: undefined };
+    return { events: [] as EncodedEvent[], seq: Number((sequence.get(CHANGE_LOG_TABLE) as bigint | undefined) ?? 0n), cut: false, next: undefined };
   }
   const { statement, positionOf } = snapshotQuery(db, schema, after === undefined);
   const params = after === undefined ? [maxRows] : [...(typeof after === 'number' ? [after] : after), maxRows];
+  const started = performance.now();
   return db.transaction(() => {
     const seq = Number((sequence.get(CHANGE_LOG_TABLE) as bigint | undefined) ?? 0n);
-    const out: Row[] = [];
+    const events: EncodedEvent[] = [];
     let bytes = 0;
     let cut = false;
     let next: SnapshotPosition | undefined;
     for (const row of statement.iterate(...params) as IterableIterator<Row>) {
       // The position before safeNumbers: key values bound back exactly as read (a bigint stays a bigint).
       next = positionOf(row);
-      out.push(safeNumbers(row));
       for (const key in row) {
         const value = row[key];
         bytes += typeof value === 'string' || value instanceof Uint8Array ? value.length : 8;
       }
-      if (bytes >= maxBytes) {
+      events.push(encode(safeNumbers(row), seq));
+      if (bytes >= maxBytes || performance.now() - started >= SNAPSHOT_PAGE_MS) {
         cut = true;
         break;
       }
     }
-    return { rows: out, seq, cut, next };
+    return { events, seq, cut, next };
   })();
 }
 
