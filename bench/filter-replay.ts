@@ -10,7 +10,7 @@
  * `nodejs_eventloop_lag_max_seconds`) and from outside (/healthz time to first byte, probed all along); without and
  * then with an index on (user_id, id).
  */
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -123,7 +123,7 @@ export function createIndex(path: string): number {
   return wallMs() - started;
 }
 
-/** SQLite's plan for the server's filtered catch-up read (the statement of src/table-reader.ts with the filter of src/filter-sql.ts). */
+/** SQLite's plan for the server's filtered catch-up read (the statement of src/source/table-reader.ts with the filter of src/filter/filter-sql.ts). */
 function queryPlan(path: string): string {
   const db = new Database(path, { readonly: true });
   try {
@@ -142,10 +142,16 @@ export function parseSteps(output: string): ReplayStep[] {
   return steps;
 }
 
+/** The server's table-source.js: in src/source/ since src/ has folders, beside cli.js in builds from before. */
+function tableSourceOf(serverCli: string): string {
+  const inFolder = join(dirname(serverCli), 'source', 'table-source.js');
+  return existsSync(inFolder) ? inFolder : join(dirname(serverCli), 'table-source.js');
+}
+
 /** Starts the server on `path`, replays the user's rows to one client, and measures it. */
 export async function replayOnce(path: string, index: 'without' | 'with', options: ReplayOptions): Promise<ReplayResult> {
   const serverCli = options.server ?? SERVER_CLI;
-  const env = { ...process.env, BENCH_TABLE_SOURCE: pathToFileURL(join(dirname(serverCli), 'table-source.js')).href };
+  const env = { ...process.env, BENCH_TABLE_SOURCE: pathToFileURL(tableSourceOf(serverCli)).href };
   const pinned = options.pin && cpus().length >= 2;
   let server: ListeningProcess | undefined;
   let probe: HealthzProbe | undefined;

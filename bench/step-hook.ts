@@ -6,7 +6,7 @@
  * that went to finding where the step ends (`TableReader.idAfter`: the 10,000th id after the cursor). The server
  * itself is unchanged; ESM modules are shared, so the classes the hook patches are the ones the server uses.
  *
- * BENCH_TABLE_SOURCE: URL of the server's table-source.js (default: this checkout's dist/src/table-source.js); its
+ * BENCH_TABLE_SOURCE: URL of the server's table-source.js (default: this checkout's dist/src/source/table-source.js); its
  * table-reader.js is next to it.
  */
 import { performance } from 'node:perf_hooks';
@@ -17,7 +17,7 @@ interface PageLike {
 }
 
 type Method = (...args: unknown[]) => unknown;
-const url = process.env.BENCH_TABLE_SOURCE ?? new URL('../src/table-source.js', import.meta.url).href;
+const url = process.env.BENCH_TABLE_SOURCE ?? new URL('../src/source/table-source.js', import.meta.url).href;
 const source = (await import(url)) as { TableSource: { prototype: { readPage: Method } } };
 const reader = (await import(new URL('./table-reader.js', url).href)) as { TableReader: { prototype: { idAfter: Method } } };
 const round = (ms: number) => Math.round(ms * 1000) / 1000;

@@ -11,7 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { track } from '../src/change-triggers.js';
+import { track } from '../src/source/change-triggers.js';
 import { markdownTable } from './table.js';
 
 type Synchronous = 'normal' | 'full';

@@ -2,14 +2,14 @@
 import cluster from 'node:cluster';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createDemoTable } from './demo-database.js';
+import { createDemoTable } from './cli/demo-database.js';
 import { SseError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { FLAGS, helpText, resolveOptions, type ServerOptions } from './options.js';
-import { SseServer } from './server.js';
-import { TableReader } from './table-reader.js';
-import { runTrackCommand } from './track-cli.js';
-import { runPrimary, tellPrimary } from './workers.js';
+import { SseServer } from './cli/server.js';
+import { TableReader } from './source/table-reader.js';
+import { runTrackCommand } from './cli/track-cli.js';
+import { runPrimary, tellPrimary } from './cli/workers.js';
 
 function fail(message: string): never {
   if (cluster.isWorker) tellPrimary({ type: 'failed', message });

@@ -6,4 +6,4 @@ export { createSqliteSse, SqliteSse, type SqliteSseStats } from './sqlite-sse.js
 export type { SqliteSseOptions } from './library-options.js';
 export { ErrorCodes, SseError, type ErrorCode } from './errors.js';
 export type { Logger } from './logger.js';
-export { WsCloseCodes } from './ws-client.js';
+export { WsCloseCodes } from './transport/ws-client.js';

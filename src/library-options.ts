@@ -1,6 +1,6 @@
 import { ErrorCodes, SseError } from './errors.js';
 import type { Logger } from './logger.js';
-import type { TokenOptions } from './token-key.js';
+import type { TokenOptions } from './access/token-key.js';
 import { FLAGS, resolveOptions, type ServerOptions } from './options.js';
 
 /**

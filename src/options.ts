@@ -1,10 +1,10 @@
 import { ErrorCodes, SseError } from './errors.js';
 import { readFileSync } from 'node:fs';
-import { AREAS, type Area } from './access.js';
+import { AREAS, type Area } from './access/access.js';
 import type { LogFormat, LogLevel } from './logger.js';
-import type { WatcherBackend } from './watcher.js';
-import { assertFieldValue } from './sse-frame.js';
-import { parseRedisUrl, redactUrl } from './redis-connection.js';
+import type { WatcherBackend } from './source/watcher.js';
+import { assertFieldValue } from './transport/sse-frame.js';
+import { parseRedisUrl, redactUrl } from './redis/redis-connection.js';
 
 /** Everything the server can be told, after defaults and validation. */
 export interface ServerOptions {
@@ -15,7 +15,7 @@ export interface ServerOptions {
   tables: readonly string[];
   /** Stream the change log of tracked tables (updates and deletes too) instead of new rows. */
   changes: boolean;
-  /** Signed tokens (see src/token-verifier.ts); all undefined: off. */
+  /** Signed tokens (see src/access/token-verifier.ts); all undefined: off. */
   jwtSecret: string | undefined;
   jwtSecretFile: string | undefined;
   jwtPublicKey: string | undefined;

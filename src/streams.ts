@@ -1,17 +1,17 @@
 import { existsSync } from 'node:fs';
-import { ChangeSource, type TableSchema } from './change-source.js';
-import { createDemoTable } from './demo-database.js';
-import { Hub } from './hub.js';
+import { ChangeSource, type TableSchema } from './source/change-source.js';
+import { createDemoTable } from './cli/demo-database.js';
+import { Hub } from './hub/hub.js';
 import type { Logger } from './logger.js';
 import type { ServerOptions } from './options.js';
-import { originHistory } from './history-endpoint.js';
-import { PublishedSource } from './published-source.js';
-import { redactUrl } from './redis-entry.js';
-import { originSnapshot } from './snapshot-endpoint.js';
-import { RedisStreamSource } from './redis-stream-source.js';
-import type { Source } from './source.js';
-import type { TableInfo } from './table-reader.js';
-import { TableSource } from './table-source.js';
+import { originHistory } from './http/history-endpoint.js';
+import { PublishedSource } from './redis/published-source.js';
+import { redactUrl } from './redis/redis-entry.js';
+import { originSnapshot } from './http/snapshot-endpoint.js';
+import { RedisStreamSource } from './redis/redis-stream-source.js';
+import type { Source } from './source/source.js';
+import type { TableInfo } from './source/table-reader.js';
+import { TableSource } from './source/table-source.js';
 
 /** One hub and what it streams: new rows of a table, or the change log of tracked tables. */
 export interface Stream {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CatchUpCache, type CatchUpPage } from '../src/catch-up-cache.js';
-import { EncodedEvent, EventBatch } from '../src/encoded-event.js';
+import { CatchUpCache, type CatchUpPage } from '../src/hub/catch-up-cache.js';
+import { EncodedEvent, EventBatch } from '../src/hub/encoded-event.js';
 
 const page = (bytes: number, end: number): CatchUpPage => ({ events: [], end, bytes });
 

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { changeToJson } from '../src/change-log.js';
+import { changeToJson } from '../src/source/change-log.js';
 import { readChanges, runTrack } from './helpers/change-log.js';
 import { assertHolds, byKey, createTodosDatabase, json, lastSeq, pythonChanges, rawFrames, tableByKey, TableCopy, type ChangeData } from './helpers/change-stream.js';
 import { healthz } from './helpers/chaos.js';

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseCursor, requestCursor } from '../src/cursor.js';
+import { parseCursor, requestCursor } from '../src/http/cursor.js';
 import { SseError } from '../src/errors.js';
 
 test('decimal integers from 0 to 2^53-1 are cursors', () => {

@@ -1,9 +1,9 @@
 import { SignJWT } from 'jose';
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
-import { EncodedEvent } from '../src/encoded-event.js';
-import type { Hub } from '../src/hub.js';
-import { EVERY_EVENT } from '../src/view.js';
+import { EncodedEvent } from '../src/hub/encoded-event.js';
+import type { Hub } from '../src/hub/hub.js';
+import { EVERY_EVENT } from '../src/hub/view.js';
 import { cleanUpEverything } from './helpers/cleanup.js';
 import { lastSeq, TableCopy, assertHolds, type ChangeData } from './helpers/change-stream.js';
 import { python, sqlite } from './helpers/database.js';

@@ -14,8 +14,8 @@ import {
   rowIndexKey,
   type ColumnInfo,
   type Filter,
-} from '../src/filter.js';
-import { rowToJson } from '../src/row-json.js';
+} from '../src/filter/filter.js';
+import { rowToJson } from '../src/hub/row-json.js';
 import { removeDirectory } from './helpers/cleanup.js';
 import { sqlite, tempDirectory } from './helpers/database.js';
 

@@ -47,7 +47,7 @@ class Rng {
 }
 
 const METHODS = ['GET', 'GET', 'GET', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'CONNECT', 'PRI', 'get', 'G E T', 'GET\0', 'M'.repeat(300), '', 'ÄÖÜ'];
-const BASES = ['/', '/events', '/events', '/healthz', '/metrics', '/ws', '/index.html', '/app.js', '/style.css', '/package.json', '/etc/passwd', '/README.md', '/src/server.ts', '/dist/src/cli.js', '/tsconfig.json', '/test.db', '/.git/config', '/node_modules/ws/package.json', '/public/index.html'];
+const BASES = ['/', '/events', '/events', '/healthz', '/metrics', '/ws', '/index.html', '/app.js', '/style.css', '/package.json', '/etc/passwd', '/README.md', '/src/cli/server.ts', '/dist/src/cli.js', '/tsconfig.json', '/test.db', '/.git/config', '/node_modules/ws/package.json', '/public/index.html'];
 const TRAVERSALS = [
   '',
   '',

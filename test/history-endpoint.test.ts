@@ -2,10 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EncodedEvent } from '../src/encoded-event.js';
-import { fetchHistoryPage, serveHistory } from '../src/history-endpoint.js';
-import { decodePosition, encodePosition, fetchSnapshotPage, serveSnapshot } from '../src/snapshot-endpoint.js';
-import type { PageResult, SnapshotPosition, SnapshotResult, Source } from '../src/source.js';
+import { EncodedEvent } from '../src/hub/encoded-event.js';
+import { fetchHistoryPage, serveHistory } from '../src/http/history-endpoint.js';
+import { decodePosition, encodePosition, fetchSnapshotPage, serveSnapshot } from '../src/http/snapshot-endpoint.js';
+import type { PageResult, SnapshotPosition, SnapshotResult, Source } from '../src/source/source.js';
 
 /** A store of events 1..100 (the JSON holds quotes, a newline and non-ASCII, to check bytes survive the trip). */
 function fakeSource(answer?: PageResult): Source & { reads: number[][] } {

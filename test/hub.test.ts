@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EncodedEvent } from '../src/encoded-event.js';
-import { HEARTBEAT_SLICE, Hub, type HubOptions } from '../src/hub.js';
-import type { HistoryBounds, PageResult, Source, SourceHistory, SourceSink } from '../src/source.js';
-import type { View } from '../src/view.js';
+import { EncodedEvent } from '../src/hub/encoded-event.js';
+import { HEARTBEAT_SLICE, Hub, type HubOptions } from '../src/hub/hub.js';
+import type { HistoryBounds, PageResult, Source, SourceHistory, SourceSink } from '../src/source/source.js';
+import type { View } from '../src/hub/view.js';
 import { RecordingClient } from './helpers/recording-client.js';
 import { sleep, waitFor } from './helpers/wait.js';
 

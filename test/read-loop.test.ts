@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ReadLoop, type PassOutcome } from '../src/read-loop.js';
+import { ReadLoop, type PassOutcome } from '../src/source/read-loop.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 /** A loop whose passes answer from a script (then `nothing`), recording each pass. */

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { resolveOptions } from '../src/options.js';
-import { createRedis, parseRedisUrl, redactUrl, RedisUrlError } from '../src/redis-connection.js';
+import { createRedis, parseRedisUrl, redactUrl, RedisUrlError } from '../src/redis/redis-connection.js';
 
 test('redis:// and rediss:// URLs go to ioredis as they are', () => {
   for (const url of ['redis://127.0.0.1:6379', 'redis://:p%40ss@cache.internal:6380/2', 'rediss://user:pw@redis.example.com', 'redis://localhost/']) {

@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as assert from 'uvu/assert';
-import { originHistory, serveHistory } from '../src/history-endpoint.js';
-import type { Hub } from '../src/hub.js';
+import { originHistory, serveHistory } from '../src/http/history-endpoint.js';
+import type { Hub } from '../src/hub/hub.js';
 import { createMessagesDatabase, pythonInsert, sqlite, tempDirectory } from './helpers/database.js';
 import { RecordingClient } from './helpers/recording-client.js';
 import type { RedisProcess } from './helpers/redis.js';

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ring } from '../src/ring.js';
+import { Ring } from '../src/hub/ring.js';
 
 const item = (id: number, bytes = 10) => ({ id, bytes });
 const ids = (items: { id: number }[]) => items.map((i) => i.id);

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ErrorCodes, SseError } from '../src/errors.js';
-import { checkRowFilterTargets, parseRowFilters, rowFilterFor, type RowFilterResult } from '../src/row-filter.js';
+import { checkRowFilterTargets, parseRowFilters, rowFilterFor, type RowFilterResult } from '../src/access/row-filter.js';
 
 /** The filter as `column=value` strings, as they would appear in a query string before encoding. */
 function filterOf(flags: string[], table: string, claims: Record<string, unknown>): string[] | string {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rowToJson } from '../src/row-json.js';
+import { rowToJson } from '../src/hub/row-json.js';
 
 test('safe integers become numbers, larger ones strings', () => {
   const json = rowToJson({ a: 5n, b: 9007199254740991n, c: 9007199254740993n, d: -9223372036854775808n });

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { assertFieldValue, encodeComment, encodeEvent, encodeRetry } from '../src/sse-frame.js';
+import { assertFieldValue, encodeComment, encodeEvent, encodeRetry } from '../src/transport/sse-frame.js';
 import { SseParser, type SseEvent } from './helpers/sse-stream.js';
 
 function parse(frame: Buffer): SseEvent[] {

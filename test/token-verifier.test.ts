@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CompactSign, exportJWK, exportPKCS8, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
 import { ErrorCodes, SseError } from '../src/errors.js';
-import { CLOCK_TOLERANCE_SECONDS, createTokenVerifier, type TokenOptions, type TokenVerifier } from '../src/token-verifier.js';
+import { CLOCK_TOLERANCE_SECONDS, createTokenVerifier, type TokenOptions, type TokenVerifier } from '../src/access/token-verifier.js';
 import { removeDirectory } from './helpers/cleanup.js';
 import { tempDirectory } from './helpers/database.js';
 import { withTimeout } from './helpers/wait.js';

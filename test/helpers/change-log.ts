@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import * as assert from 'uvu/assert';
-import { CHANGE_LOG_TABLE, decodeChange, type Change, type ChangeLogRow } from '../../src/change-log.js';
+import { CHANGE_LOG_TABLE, decodeChange, type Change, type ChangeLogRow } from '../../src/source/change-log.js';
 import { runCli } from './server-process.js';
 
 /** Every change in the log, decoded, oldest first, with its seq. Opens the database read-only and closes it. */

@@ -1,6 +1,6 @@
-import type { Client, CloseReason, ControlFields, ControlName } from '../../src/client.js';
-import type { EventBatch } from '../../src/encoded-event.js';
-import { encodeControl } from '../../src/sse-frame.js';
+import type { Client, CloseReason, ControlFields, ControlName } from '../../src/hub/client.js';
+import type { EventBatch } from '../../src/hub/encoded-event.js';
+import { encodeControl } from '../../src/transport/sse-frame.js';
 
 /** A hub client that keeps every SSE byte it is sent, as an SseClient would write them, and never lags. */
 export class RecordingClient implements Client {

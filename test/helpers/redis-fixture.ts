@@ -1,9 +1,9 @@
 import { suite } from 'uvu';
-import { Hub, type HubOptions } from '../../src/hub.js';
+import { Hub, type HubOptions } from '../../src/hub/hub.js';
 import type { Logger } from '../../src/logger.js';
-import { PublishedSource } from '../../src/published-source.js';
-import { RedisStreamSource, type RedisStreamSourceOptions } from '../../src/redis-stream-source.js';
-import { TableSource } from '../../src/table-source.js';
+import { PublishedSource } from '../../src/redis/published-source.js';
+import { RedisStreamSource, type RedisStreamSourceOptions } from '../../src/redis/redis-stream-source.js';
+import { TableSource } from '../../src/source/table-source.js';
 import { cleanUpEverything } from './cleanup.js';
 import { startRedis, type RedisProcess } from './redis.js';
 
