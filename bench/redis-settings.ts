@@ -42,7 +42,8 @@ const FLAGS = {
 } as const;
 
 function helpText(): string {
-  const rows = Object.entries(FLAGS).map(([name, flag]) => [`  --${name}${flag.type === 'string' ? ' N' : ''}`, `${flag.help}${flag.default !== '' && flag.type === 'string' ? ` (default: ${flag.default})` : ''}`]);
+  const valueName: Record<string, string> = { only: 'LIST', out: 'FILE', 'limit-mb': 'MIB', 'down-after': 'MS', 'hold-ms': 'MS' };
+  const rows = Object.entries(FLAGS).map(([name, flag]) => [`  --${name}${flag.type === 'string' ? ` ${valueName[name] ?? 'N'}` : ''}`, `${flag.help}${flag.default !== '' && flag.type === 'string' ? ` (default: ${flag.default})` : ''}`]);
   const width = Math.max(...rows.map(([left]) => left.length)) + 2;
   return [
     'sqlite-sse bench:redis: the cost of the Redis settings docs/scaling.md recommends, each against its baseline:',
